@@ -1,0 +1,108 @@
+"""Neutral records every channel adapter produces from a verified webhook.
+
+Adapters (one module per channel) only verify and parse; they never touch the database.
+`kobliat.ingest` turns these records into customers, a conversation and a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ConversationKind = Literal["direct", "group", "multi"]
+ContentType = Literal[
+    "text",
+    "image",
+    "audio",
+    "video",
+    "file",
+    "location",
+    "contacts",
+    "interactive",
+    "reaction",
+    "structured",
+    "unknown",
+]
+StatusName = Literal["sent", "delivered", "read", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """An identity on a channel: becomes (or finds) a Customer.
+
+    `external_type` is the customers.external_type ("whatsapp", "telegram", "sms", or a generic
+    sender's own type such as "email"); `external_id` is the raw id as the provider sent it —
+    the customer service normalises it (phone numbers to E.164 and so on).
+    """
+
+    external_type: str
+    external_id: str
+    name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRef:
+    """Which conversation a message belongs to, as the payload tells it."""
+
+    kind: ConversationKind = "direct"
+    # The provider's id of the group or thread (WhatsApp group_id, Telegram chat.id); None for direct.
+    external_id: str | None = None
+    group_name: str | None = None
+    group_avatar: str | None = None
+    # For multi conversations: every party of the thread other than the sender and the business.
+    other_parties: tuple[Party, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message a customer sent to the business."""
+
+    channel: str  # messages.channel: "whatsapp", "telegram", "sms" or "generic"
+    external_message_id: str
+    sender: Party
+    business: Party
+    conversation: ConversationRef
+    content_type: ContentType
+    body: str | None
+    sent_at: datetime  # the provider's timestamp, timezone-aware UTC
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A delivery receipt for a message the business sent."""
+
+    channel: str
+    external_message_id: str
+    status: StatusName
+    occurred_at: datetime  # the provider's timestamp, timezone-aware UTC
+    error: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredItem:
+    """Something the payload carried that is not a message or a status (kept for the record)."""
+
+    channel: str
+    kind: str  # e.g. "whatsapp.account_update", "telegram.my_chat_member"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+InboundItem = InboundMessage | StatusUpdate | IgnoredItem
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedWebhook:
+    """Everything one verified webhook delivery carried, in payload order."""
+
+    channel: str
+    # Unique per provider delivery, for the inbox: a retry of the same delivery has the same key.
+    delivery_key: str
+    items: tuple[InboundItem, ...]
+
+
+class PayloadError(ValueError):
+    """The payload is malformed (not the provider's format): answered with a 400/422 problem."""
