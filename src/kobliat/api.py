@@ -1,0 +1,84 @@
+"""create_app(settings): the FastAPI application with routers, auth and problem+json errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from kobliat import bootstrap, metrics, problems
+from kobliat.auth import require_api_key
+from kobliat.bootstrap import Container
+from kobliat.conversations.routes import router as conversations_router
+from kobliat.customers.routes import router as customers_router
+from kobliat.events.routes import router as events_router
+from kobliat.messages.routes import router as messages_router
+from kobliat.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+    """The application. Pass a built `container` to share one (tests); otherwise it is built
+    (and migrated) when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = container is None
+        app.state.kobliat = container or bootstrap.build(settings or Settings())
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.kobliat.close()
+
+    app = FastAPI(
+        title="kobliat",
+        version="0.1.0",
+        description="Customers, conversations and messages from chat webhooks; domain events out.",
+        lifespan=lifespan,
+    )
+    if container is not None:
+        app.state.kobliat = container
+    problems.install(app)
+    authed = [Depends(require_api_key)]
+    for router in (customers_router, conversations_router, messages_router, events_router):
+        app.include_router(router, dependencies=authed)
+    _health_routes(app)
+    app.middleware("http")(_measure)
+    return app
+
+
+async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+    metrics.HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+    return response
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(request: Request) -> dict[str, object]:
+        """The database answers; 503 problem when it does not."""
+        kobliat: Container = request.app.state.kobliat
+        try:
+            with kobliat.db.reading() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise problems.Problem(503, "database-unavailable", f"database: {type(exc).__name__}")
+        return {"status": "ready", "database": "ok"}
+
+    @app.get("/metrics", tags=["health"])
+    def metrics_endpoint() -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,93 @@
+"""API keys: generated once, stored only as SHA-256 hashes, checked on every REST request.
+
+Keys are 32 random bytes, so a fast hash is enough (no password-style stretching needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from uuid import uuid4
+
+from fastapi import Request
+from sqlalchemy import func, insert, select
+
+from kobliat.db.engine import Database
+from kobliat.db.tables import api_keys
+from kobliat.db.types import utcnow
+from kobliat.problems import Problem
+
+PREFIX = "kbl_"
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(db: Database, *, name: str = "default") -> str:
+    """Make a new key, store its hash, and return the key (shown once, never again)."""
+    key = PREFIX + secrets.token_urlsafe(32)
+    db.run(
+        lambda uow: uow.connection.execute(
+            insert(api_keys).values(
+                id=uuid4(),
+                name=name,
+                prefix=key[:8],
+                key_hash=hash_key(key),
+                created_at=utcnow(),
+            )
+        )
+    )
+    return key
+
+
+def stored_key_count(db: Database) -> int:
+    """How many keys (not revoked) the database holds."""
+    with db.reading() as conn:
+        count = conn.execute(
+            select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
+        ).scalar_one()
+    return int(count)
+
+
+class KeyChecker:
+    """Checks bearer keys against KOBLIAT_API_KEYS and the stored hashes (briefly cached)."""
+
+    def __init__(self, db: Database, configured: list[str], *, ttl: float = 30.0) -> None:
+        self._db = db
+        self._configured = [hash_key(k) for k in configured]
+        self._ttl = ttl
+        self._known: dict[str, float] = {}
+
+    def is_valid(self, key: str) -> bool:
+        """True for a configured key or a stored, unrevoked one."""
+        digest = hash_key(key)
+        if any(hmac.compare_digest(digest, known) for known in self._configured):
+            return True
+        seen = self._known.get(digest)
+        if seen is not None and time.monotonic() - seen < self._ttl:
+            return True
+        with self._db.reading() as conn:
+            found = conn.execute(
+                select(api_keys.c.id).where(
+                    api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
+        if found is None:
+            return False
+        self._known[digest] = time.monotonic()
+        return True
+
+
+def require_api_key(request: Request) -> None:
+    """FastAPI dependency: a valid `Authorization: Bearer <key>` or a 401 problem."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Problem(401, "missing-api-key", "send the API key as `Authorization: Bearer <key>`")
+    checker: KeyChecker = request.app.state.kobliat.keys
+    if not checker.is_valid(key.strip()):
+        raise Problem(401, "invalid-api-key", "the API key is not valid")

@@ -1,0 +1,1 @@
+"""Conversation context: direct, multi and group conversations, participants and lifecycle."""

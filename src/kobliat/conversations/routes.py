@@ -1,0 +1,130 @@
+"""HTTP edge of the conversation context."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from kobliat.bootstrap import Container
+from kobliat.conversations import service
+from kobliat.conversations.schemas import (
+    ConversationCreate,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPatch,
+    ParticipantIn,
+    ParticipantOut,
+)
+from kobliat.customers import service as customers
+from kobliat.http import Cursor, Limit, Page, container
+from kobliat.messages import service as messages
+from kobliat.messages.schemas import MessageOut
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+App = Annotated[Container, Depends(container)]
+LATEST_MESSAGES = 20
+
+
+@router.get("", response_model=Page[ConversationOut])
+def list_conversations(
+    app: App,
+    status_: Annotated[Literal["open", "closed", "pending"] | None, Query(alias="status")] = None,
+    type_: Annotated[Literal["direct", "multi", "group"] | None, Query(alias="type")] = None,
+    customer_id: Annotated[UUID | None, Query()] = None,
+    channel: Annotated[str | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ConversationOut]:
+    """Conversations, most recent activity first, page by page."""
+    with app.db.reading() as conn:
+        items, next_cursor = service.list_page(
+            conn,
+            cursor=cursor,
+            limit=limit,
+            status=status_,
+            type=type_,
+            channel=channel,
+            customer_id=customer_id,
+        )
+    return Page(data=[ConversationOut.of(c) for c in items], next_cursor=next_cursor)
+
+
+@router.post("", response_model=ConversationDetail, status_code=status.HTTP_201_CREATED)
+def create_conversation(body: ConversationCreate, app: App, response: Response) -> ConversationDetail:
+    """Open a conversation; the open one with the same key is returned instead (200)."""
+    conversation, opened = app.db.run(
+        lambda uow: service.open_conversation(
+            uow,
+            type=body.type,
+            channel=body.channel,
+            participants=[(p.customer_id, p.role) for p in body.participants],
+            external_id=body.external_id,
+            group_name=body.group_name,
+            group_avatar=body.group_avatar,
+            group_metadata=body.group_metadata,
+        )
+    )
+    if not opened:
+        response.status_code = status.HTTP_200_OK
+    return _detail(app, conversation.id)
+
+
+@router.get("/{conversation_id}", response_model=ConversationDetail)
+def get_conversation(conversation_id: UUID, app: App) -> ConversationDetail:
+    """The conversation, its participants with their customers, and its latest messages."""
+    return _detail(app, conversation_id)
+
+
+@router.patch("/{conversation_id}", response_model=ConversationDetail)
+def patch_conversation(
+    conversation_id: UUID, body: ConversationPatch, app: App
+) -> ConversationDetail:
+    """Change status (open ⇄ pending, → closed, closed → open) and group details."""
+    app.db.run(
+        lambda uow: service.update(
+            uow,
+            conversation_id,
+            status=body.status,
+            group_name=body.group_name,
+            group_avatar=body.group_avatar,
+            group_metadata=body.group_metadata,
+        )
+    )
+    return _detail(app, conversation_id)
+
+
+@router.post(
+    "/{conversation_id}/participants",
+    response_model=ParticipantOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def add_participant(conversation_id: UUID, body: ParticipantIn, app: App) -> ParticipantOut:
+    """Add a customer (`conversation.participant.added`); a broken rule is a 409."""
+    member = app.db.run(
+        lambda uow: service.add_participant(uow, conversation_id, body.customer_id, role=body.role)
+    )
+    with app.db.reading() as conn:
+        customer = customers.get(conn, member.customer_id)
+    return ParticipantOut.of(member, customer)
+
+
+@router.delete(
+    "/{conversation_id}/participants/{customer_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+def remove_participant(conversation_id: UUID, customer_id: UUID, app: App) -> Response:
+    """Remove a participant (`conversation.participant.removed`); a broken rule is a 409."""
+    app.db.run(lambda uow: service.remove_participant(uow, conversation_id, customer_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _detail(app: Container, conversation_id: UUID) -> ConversationDetail:
+    with app.db.reading() as conn:
+        conversation = service.get(conn, conversation_id)
+        known = customers.get_many(conn, [p.customer_id for p in conversation.participants])
+        latest, _ = messages.list_page(conn, conversation_id, cursor=None, limit=LATEST_MESSAGES)
+    summary = ConversationOut.of(conversation, known)
+    return ConversationDetail(
+        **summary.model_dump(), messages=[MessageOut.of(m) for m in latest]
+    )

@@ -1,0 +1,113 @@
+"""HTTP shapes of the conversation context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from kobliat.conversations.model import Conversation, Participant
+from kobliat.customers.model import Customer
+from kobliat.customers.schemas import CustomerOut
+from kobliat.http import Strict
+from kobliat.messages.schemas import MessageOut
+
+Role = Literal["owner", "admin", "member"]
+
+
+class ParticipantOut(BaseModel):
+    """A membership; `customer` is filled where the answer carries customer details."""
+
+    customer_id: UUID
+    role: str
+    joined_at: datetime
+    metadata: dict[str, Any]
+    customer: CustomerOut | None = None
+
+    @classmethod
+    def of(cls, member: Participant, customer: Customer | None = None) -> ParticipantOut:
+        """From the domain object."""
+        return cls(
+            customer_id=member.customer_id,
+            role=member.role,
+            joined_at=member.joined_at,
+            metadata=member.metadata,
+            customer=CustomerOut.of(customer) if customer else None,
+        )
+
+
+class ConversationOut(BaseModel):
+    """A conversation as lists show it."""
+
+    id: UUID
+    type: str
+    status: str
+    channel: str | None
+    external_id: str | None
+    group_name: str | None
+    group_avatar: str | None
+    group_metadata: dict[str, Any]
+    last_message_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    participants: list[ParticipantOut]
+
+    @classmethod
+    def of(
+        cls, conv: Conversation, customers: dict[UUID, Customer] | None = None
+    ) -> ConversationOut:
+        """From the domain object (with customer details when given)."""
+        known = customers or {}
+        return cls(
+            id=conv.id,
+            type=conv.type,
+            status=conv.status,
+            channel=conv.channel,
+            external_id=conv.external_id,
+            group_name=conv.group_name,
+            group_avatar=conv.group_avatar,
+            group_metadata=conv.group_metadata,
+            last_message_at=conv.last_message_at,
+            created_at=conv.created_at,
+            updated_at=conv.updated_at,
+            participants=[ParticipantOut.of(p, known.get(p.customer_id)) for p in conv.participants],
+        )
+
+
+class ConversationDetail(ConversationOut):
+    """A conversation with its participants' customers and its latest messages (newest first)."""
+
+    messages: list[MessageOut]
+
+
+class ParticipantIn(Strict):
+    """A customer joining a conversation."""
+
+    customer_id: UUID
+    role: Role | None = None
+
+
+class ConversationCreate(Strict):
+    """Open a conversation (or get the open one with the same key: 200)."""
+
+    type: Literal["direct", "multi", "group"] = "direct"
+    channel: str = Field(min_length=1, max_length=64)
+    participants: list[ParticipantIn] = Field(default_factory=list, max_length=1000)
+    group_name: str | None = Field(default=None, max_length=512)
+    group_avatar: str | None = Field(default=None, max_length=2048)
+    group_metadata: dict[str, Any] | None = None
+    external_id: str | None = Field(
+        default=None, min_length=1, max_length=512,
+        description="a group's id on its channel; with it, one open conversation per group",
+    )
+
+
+class ConversationPatch(Strict):
+    """Status and group details."""
+
+    status: Literal["open", "closed", "pending"] | None = None
+    group_name: str | None = Field(default=None, max_length=512)
+    group_avatar: str | None = Field(default=None, max_length=2048)
+    group_metadata: dict[str, Any] | None = None

@@ -1,0 +1,206 @@
+"""Conversation use cases. They take a unit of work and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from kobliat import pagination
+from kobliat.conversations import store
+from kobliat.conversations.model import Conversation, ConversationType, Participant, check_role
+from kobliat.customers import service as customers
+from kobliat.db import dialect
+from kobliat.db.types import utcnow
+from kobliat.db.uow import UnitOfWork
+from kobliat.errors import InvalidInput, NotFound, RuleViolation
+
+
+def find_or_open(
+    uow: UnitOfWork,
+    *,
+    type: ConversationType,
+    channel: str | None,
+    participants: Sequence[tuple[UUID, str | None]],
+    external_id: str | None = None,
+    group_name: str | None = None,
+    group_avatar: str | None = None,
+    group_metadata: dict[str, Any] | None = None,
+) -> tuple[Conversation, bool]:
+    """The non-closed conversation for this key, or a new one (`conversation.opened`).
+
+    Concurrent callers with the same key end with one conversation: the partial unique index
+    on the key lets exactly one INSERT through; the others read the winner's row.
+    """
+    candidate = Conversation.open(
+        type=type,
+        channel=channel,
+        participants=participants,
+        external_id=external_id,
+        group_name=group_name,
+        group_avatar=group_avatar,
+        group_metadata=group_metadata,
+        now=utcnow(),
+    )
+    for _ in range(5):
+        if store.insert_if_key_free(uow.connection, candidate):
+            uow.emit(candidate.opened_event())
+            return candidate, True
+        assert candidate.conversation_key is not None
+        existing = store.find_open_by_key(uow.connection, candidate.conversation_key)
+        if existing is not None:
+            return existing, False
+        # The holder was closed between our INSERT and SELECT: try to open again.
+    raise RuntimeError(f"could not settle conversation {candidate.conversation_key}")
+
+
+def open_conversation(
+    uow: UnitOfWork,
+    *,
+    type: ConversationType,
+    channel: str | None,
+    participants: Sequence[tuple[UUID, str | None]],
+    **details: Any,
+) -> tuple[Conversation, bool]:
+    """Open a conversation through the API: every participant must be a known customer."""
+    _require_customers(uow.connection, [cid for cid, _ in participants])
+    return find_or_open(uow, type=type, channel=channel, participants=participants, **details)
+
+
+def ensure_participant(
+    uow: UnitOfWork, conversation: Conversation, customer_id: UUID, *, role: str = "member"
+) -> bool:
+    """Add the customer to a group unless present (`conversation.participant.added`)."""
+    if conversation.participant(customer_id) is not None:
+        return False
+    member = Participant(
+        customer_id=customer_id, role=check_role(conversation.type, role), joined_at=utcnow()
+    )
+    if not store.add_participant_if_absent(uow.connection, conversation.id, member):
+        return False
+    uow.emit(conversation.participant_added_event(member))
+    return True
+
+
+def add_participant(
+    uow: UnitOfWork, conversation_id: UUID, customer_id: UUID, *, role: str | None
+) -> Participant:
+    """Add a known customer to a conversation, keeping the type's rules."""
+    _require_customers(uow.connection, [customer_id])
+    current = _locked(uow, conversation_id)
+    _, member, event = current.add_participant(customer_id, role=role, now=utcnow())
+    if not store.add_participant_if_absent(uow.connection, conversation_id, member):
+        raise RuleViolation(
+            f"customer {customer_id} is already a participant", code="participant-exists"
+        )
+    uow.emit(event)
+    return member
+
+
+def remove_participant(uow: UnitOfWork, conversation_id: UUID, customer_id: UUID) -> None:
+    """Remove a participant, keeping the type's rules."""
+    current = _locked(uow, conversation_id)
+    _, event = current.remove_participant(customer_id, now=utcnow())
+    store.remove_participant(uow.connection, conversation_id, customer_id)
+    uow.emit(event)
+
+
+def update(
+    uow: UnitOfWork,
+    conversation_id: UUID,
+    *,
+    status: str | None = None,
+    group_name: str | None = None,
+    group_avatar: str | None = None,
+    group_metadata: dict[str, Any] | None = None,
+) -> Conversation:
+    """Change status and/or group details; a reopen that would give a key two live
+    conversations is refused."""
+    current = _locked(uow, conversation_id)
+    now = utcnow()
+    events = []
+    if group_name is not None or group_avatar is not None or group_metadata is not None:
+        current, event = current.update_group(
+            group_name=group_name, group_avatar=group_avatar, group_metadata=group_metadata, now=now
+        )
+        events.append(event)
+    if status is not None:
+        current, event = current.change_status(status, now=now)
+        events.append(event)
+    changed = [e for e in events if e is not None]
+    if not changed:
+        return current
+    try:
+        with uow.connection.begin_nested():
+            store.save_details(uow.connection, current)
+    except IntegrityError as exc:
+        if dialect.is_unique_violation(exc, "conversations_open_key_uq"):
+            raise RuleViolation(
+                "another conversation with the same participants (or group) is open; "
+                "close it before reopening this one",
+                code="reopen-conflicts-with-open-conversation",
+            ) from exc
+        raise
+    uow.emit(*changed)
+    return current
+
+
+def record_message_time(uow: UnitOfWork, conversation_id: UUID, at: datetime) -> None:
+    """Move the conversation's last_message_at forward to a message's time."""
+    if not store.record_message_time(uow.connection, conversation_id, at):
+        raise NotFound(f"no conversation {conversation_id}", code="conversation-not-found")
+
+
+def get(conn: Connection, conversation_id: UUID) -> Conversation:
+    """The conversation with its participants, or NotFound."""
+    found = store.get(conn, conversation_id)
+    if found is None:
+        raise NotFound(f"no conversation {conversation_id}", code="conversation-not-found")
+    return found
+
+
+def list_page(
+    conn: Connection,
+    *,
+    cursor: str | None,
+    limit: int,
+    status: str | None = None,
+    type: str | None = None,
+    channel: str | None = None,
+    customer_id: UUID | None = None,
+) -> tuple[list[Conversation], str | None]:
+    """A page of conversations, most recent activity first, and the next page's cursor."""
+    after = pagination.decode("conversations", cursor, datetime, UUID) if cursor else None
+    rows = store.page(
+        conn,
+        after=after,  # type: ignore[arg-type]
+        limit=limit + 1,
+        status=status,
+        type_=type,
+        channel=channel,
+        customer_id=customer_id,
+    )
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = pagination.encode("conversations", last.activity_at, last.id)
+    return items, next_cursor
+
+
+def _locked(uow: UnitOfWork, conversation_id: UUID) -> Conversation:
+    found = store.get(uow.connection, conversation_id, for_update=True)
+    if found is None:
+        raise NotFound(f"no conversation {conversation_id}", code="conversation-not-found")
+    return found
+
+
+def _require_customers(conn: Connection, ids: Sequence[UUID]) -> None:
+    known = customers.get_many(conn, ids)
+    missing = [str(cid) for cid in ids if cid not in known]
+    if missing:
+        raise InvalidInput(f"unknown customer(s): {', '.join(missing)}", code="unknown-customer")

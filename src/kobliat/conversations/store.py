@@ -1,0 +1,214 @@
+"""Every SQL statement of the conversation context."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import Connection, Row, and_, case, delete, literal, or_, select, update
+
+from kobliat.conversations.model import Conversation, Participant
+from kobliat.db import dialect
+from kobliat.db.tables import conversation_participants as participants_t
+from kobliat.db.tables import conversations as conversations_t
+from kobliat.db.types import UTCDateTime
+
+c = conversations_t.c
+p = participants_t.c
+
+
+def _to_conversation(row: Row[Any], members: Sequence[Participant]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        type=row.type,
+        status=row.status,
+        channel=row.channel,
+        external_id=row.external_id,
+        conversation_key=row.conversation_key,
+        group_name=row.group_name,
+        group_avatar=row.group_avatar,
+        group_metadata=row.group_metadata or {},
+        last_message_at=row.last_message_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        participants=tuple(members),
+    )
+
+
+def _row_values(conv: Conversation) -> dict[str, Any]:
+    return {
+        "id": conv.id,
+        "type": conv.type,
+        "status": conv.status,
+        "channel": conv.channel,
+        "external_id": conv.external_id,
+        "conversation_key": conv.conversation_key,
+        "group_name": conv.group_name,
+        "group_avatar": conv.group_avatar,
+        "group_metadata": conv.group_metadata,
+        "last_message_at": conv.last_message_at,
+        "created_at": conv.created_at,
+        "updated_at": conv.updated_at,
+        "last_activity_at": conv.last_message_at or conv.created_at,
+    }
+
+
+def insert_if_key_free(conn: Connection, conv: Conversation) -> bool:
+    """Insert the conversation unless a non-closed one holds its key; True when inserted.
+
+    The partial unique index `conversations_open_key_uq` is what makes concurrent openers agree.
+    """
+    stmt = dialect.dialect_insert(conn, conversations_t).values(**_row_values(conv))
+    if conv.conversation_key is not None:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=[c.conversation_key], index_where=c.status != "closed"
+        )
+    inserted = conn.execute(stmt.returning(c.id)).first() is not None
+    if inserted and conv.participants:
+        conn.execute(
+            participants_t.insert(),
+            [_participant_values(conv.id, member) for member in conv.participants],
+        )
+    return inserted
+
+
+def _participant_values(conversation_id: UUID, member: Participant) -> dict[str, Any]:
+    return {
+        "id": uuid4(),
+        "conversation_id": conversation_id,
+        "customer_id": member.customer_id,
+        "role": member.role,
+        "joined_at": member.joined_at,
+        "metadata": member.metadata,
+    }
+
+
+def add_participant_if_absent(conn: Connection, conversation_id: UUID, member: Participant) -> bool:
+    """Insert a membership unless the customer is in already; True when inserted."""
+    stmt = (
+        dialect.dialect_insert(conn, participants_t)
+        .values(**_participant_values(conversation_id, member))
+        .on_conflict_do_nothing(index_elements=[p.conversation_id, p.customer_id])
+        .returning(p.id)
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def remove_participant(conn: Connection, conversation_id: UUID, customer_id: UUID) -> None:
+    """Delete a membership."""
+    conn.execute(
+        delete(participants_t).where(
+            p.conversation_id == conversation_id, p.customer_id == customer_id
+        )
+    )
+
+
+def get(conn: Connection, conversation_id: UUID, *, for_update: bool = False) -> Conversation | None:
+    """The conversation with its participants; `for_update` locks its row until commit."""
+    stmt = select(conversations_t).where(c.id == conversation_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return _to_conversation(row, participants_of(conn, [row.id])[row.id])
+
+
+def find_open_by_key(conn: Connection, key: str) -> Conversation | None:
+    """The non-closed conversation holding `key`, if any."""
+    row = conn.execute(
+        select(conversations_t).where(c.conversation_key == key, c.status != "closed")
+    ).first()
+    if row is None:
+        return None
+    return _to_conversation(row, participants_of(conn, [row.id])[row.id])
+
+
+def participants_of(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, list[Participant]]:
+    """Participants of each conversation, in joining order."""
+    wanted = list(ids)
+    found: dict[UUID, list[Participant]] = defaultdict(list)
+    for cid in wanted:
+        found[cid] = []
+    if not wanted:
+        return found
+    rows = conn.execute(
+        select(participants_t)
+        .where(p.conversation_id.in_(wanted))
+        .order_by(p.conversation_id, p.joined_at, p.id)
+    )
+    for row in rows:
+        found[row.conversation_id].append(
+            Participant(
+                customer_id=row.customer_id,
+                role=row.role or "member",
+                joined_at=row.joined_at,
+                metadata=row.metadata or {},
+            )
+        )
+    return found
+
+
+def save_details(conn: Connection, conv: Conversation) -> None:
+    """Persist status and group fields."""
+    conn.execute(
+        update(conversations_t)
+        .where(c.id == conv.id)
+        .values(
+            status=conv.status,
+            group_name=conv.group_name,
+            group_avatar=conv.group_avatar,
+            group_metadata=conv.group_metadata,
+            updated_at=conv.updated_at,
+        )
+    )
+
+
+def record_message_time(conn: Connection, conversation_id: UUID, at: datetime) -> bool:
+    """Move last_message_at forward to `at` (never back: providers deliver out of order)."""
+    moment = literal(at, type_=UTCDateTime())
+    later = or_(c.last_message_at.is_(None), c.last_message_at < moment)
+    result = conn.execute(
+        update(conversations_t)
+        .where(c.id == conversation_id)
+        .values(
+            last_message_at=case((later, moment), else_=c.last_message_at),
+            last_activity_at=case((c.last_activity_at < moment, moment), else_=c.last_activity_at),
+        )
+    )
+    return bool(result.rowcount)
+
+
+def page(
+    conn: Connection,
+    *,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+    status: str | None = None,
+    type_: str | None = None,
+    channel: str | None = None,
+    customer_id: UUID | None = None,
+) -> list[Conversation]:
+    """Conversations, most recent activity first, keyset-paginated on (last_activity_at, id)."""
+    stmt = select(conversations_t)
+    if status is not None:
+        stmt = stmt.where(c.status == status)
+    if type_ is not None:
+        stmt = stmt.where(c.type == type_)
+    if channel is not None:
+        stmt = stmt.where(c.channel == channel)
+    if customer_id is not None:
+        member_of = select(p.conversation_id).where(p.customer_id == customer_id)
+        stmt = stmt.where(c.id.in_(member_of))
+    if after is not None:
+        moment, last_id = after
+        stmt = stmt.where(
+            or_(c.last_activity_at < moment, and_(c.last_activity_at == moment, c.id < last_id))
+        )
+    stmt = stmt.order_by(c.last_activity_at.desc(), c.id.desc()).limit(limit)
+    rows = conn.execute(stmt).all()
+    members = participants_of(conn, [row.id for row in rows])
+    return [_to_conversation(row, members[row.id]) for row in rows]

@@ -1,0 +1,1 @@
+"""Customer context: identities on channels, find-or-create, profile updates."""

@@ -1,0 +1,68 @@
+"""Normalisation of external ids, per channel, so one person is one customer.
+
+Phone numbers become E.164 with `+` (the `phonenumbers` library, not regexes). WhatsApp reports
+some numbers in forms that differ from what users type; those are folded into one canonical form:
+- Brazil: mobiles gained a leading 9 after the area code; old WhatsApp ids lack it
+  (55 DD NNNNNNNN vs 55 DD 9NNNNNNNN). Canonical: with the 9.
+- Mexico: WhatsApp may report mobiles as 521 + 10 digits while E.164 is 52 + 10 digits.
+  Canonical: without the 1.
+Argentina's 549/54 is deliberately left alone: a 54 number without the 9 can be a landline that
+belongs to someone else.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from kobliat.errors import InvalidInput
+
+PHONE_TYPES = frozenset({"whatsapp", "sms", "phone"})
+
+
+def normalise(external_type: str, external_id: str) -> tuple[str, str]:
+    """The canonical (external_type, external_id) pair; raises InvalidInput when unusable."""
+    kind = external_type.strip().lower()
+    raw = external_id.strip()
+    if not kind:
+        raise InvalidInput("external_type must not be empty", code="invalid-external-type")
+    if not raw:
+        raise InvalidInput("external_id must not be empty", code="invalid-external-id")
+    if kind in PHONE_TYPES:
+        return kind, normalise_phone(raw)
+    if kind == "email":
+        return kind, raw.lower()
+    if kind == "telegram" and raw.lstrip("-").isdigit():
+        return kind, str(int(raw))
+    return kind, raw
+
+
+def normalise_phone(raw: str) -> str:
+    """E.164 with `+`, Brazil's and Mexico's WhatsApp variants folded; InvalidInput if no phone."""
+    candidate = raw.removeprefix("whatsapp:").strip()
+    if not candidate.startswith("+"):
+        candidate = "+" + candidate.lstrip("0")
+    candidate = _fold_variants(candidate.replace(" ", "").replace("-", ""))
+    try:
+        number = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInput(
+            f"external_id is not a phone number in international form: {exc}",
+            code="invalid-phone-number",
+        ) from exc
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidInput(
+            "external_id is not a possible phone number", code="invalid-phone-number"
+        )
+    return _fold_variants(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _fold_variants(e164: str) -> str:
+    digits = e164[1:]
+    if not digits.isdigit():
+        return e164
+    if digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
+        # Brazil, old 8-digit mobile: 55 DD NNNNNNNN → 55 DD 9NNNNNNNN
+        return "+" + digits[:4] + "9" + digits[4:]
+    if digits.startswith("521") and len(digits) == 13:
+        return "+52" + digits[3:]
+    return e164

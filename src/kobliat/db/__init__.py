@@ -1,0 +1,1 @@
+"""Shared database infrastructure: engine, dialect differences, tables, unit of work."""

@@ -1,0 +1,102 @@
+"""Everything that differs between SQLite and PostgreSQL lives here, and only here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+# PostgreSQL SQLSTATEs worth retrying the whole transaction for.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def engine_url(url: str) -> str:
+    """Pick kobliat's driver for a plain URL (postgresql:// → psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def engine_options(url: str, *, pool_size: int) -> dict[str, Any]:
+    """Keyword arguments for `create_engine` that suit the URL's database."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+
+
+def prepare_engine(engine: Engine) -> None:
+    """Install per-dialect connection set-up.
+
+    SQLite: WAL so readers never block the writer, and every write transaction starts with
+    BEGIN IMMEDIATE, which takes the write lock up front: concurrent find-or-create calls then
+    queue instead of failing with "database is locked" when a reader upgrades to a writer.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.get_execution_options().get("kobliat_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """The INSERT … ON CONFLICT construct of the connection's dialect."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when the whole transaction may simply be run again (deadlock, lock timeout)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(orig)
+
+
+def is_unique_violation(exc: BaseException, constraint: str) -> bool:
+    """True when `exc` is a unique violation of the named constraint or index."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None and getattr(orig, "sqlstate", None) == "23505":
+        return bool(diag.constraint_name == constraint)
+    # SQLite names the columns, not the index: callers pass the index name, so map it.
+    return "UNIQUE constraint failed" in str(orig) and _SQLITE_UNIQUE_COLUMNS.get(
+        constraint, "\0"
+    ) in str(orig)
+
+
+_SQLITE_UNIQUE_COLUMNS = {
+    "conversations_open_key_uq": "conversations.conversation_key",
+    "messages_idempotency_uq": "messages.conversation_id, messages.idempotency_key",
+}
+
+
+def feed_horizon(conn: Connection) -> int | None:
+    """The lowest transaction id still running, or None where writers are serialised.
+
+    See `kobliat.events.outbox.read_feed` for why the feed needs it.
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    value = conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+    return int(value.scalar_one())

@@ -1,0 +1,133 @@
+"""SQLAlchemy Core tables: the seed's three tables exactly, plus kobliat's additions.
+
+The migrations in `kobliat/migrations` create these; the test suite checks that the two agree
+(and, on PostgreSQL, that the seed's tables match the seed DDL to the letter).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Enum,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
+
+from kobliat.db.types import Json, UTCDateTime
+
+metadata = MetaData()
+
+conversation_type = Enum("direct", "multi", "group", name="conversation_type", create_type=False)
+conversation_status = Enum(
+    "open", "closed", "pending", name="conversation_status", create_type=False
+)
+
+# --- Customer context -------------------------------------------------------------------------
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("external_id", Text, nullable=False),
+    Column("external_type", Text, nullable=False),
+    Column("name", Text),
+    Column("metadata", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- Conversation context ---------------------------------------------------------------------
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("type", conversation_type, nullable=False),
+    Column("group_name", Text),
+    Column("group_avatar", Text),
+    Column("group_metadata", Json),
+    Column("status", conversation_status, nullable=False),
+    Column("last_message_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # additions
+    Column("channel", Text),
+    Column("external_id", Text),
+    Column("conversation_key", Text),
+    Column("last_activity_at", UTCDateTime, nullable=False),
+)
+
+conversation_participants = Table(
+    "conversation_participants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "conversation_id",
+        Uuid,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("customer_id", Uuid, nullable=False),
+    Column("role", Text),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("metadata", Json),
+)
+
+# --- Message context --------------------------------------------------------------------------
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("conversation_id", Uuid, nullable=False),
+    Column("sender_customer_id", Uuid),
+    Column("direction", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("external_message_id", Text),
+    Column("content_type", Text, nullable=False),
+    Column("body", Text),
+    Column("metadata", Json, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("status", Text),
+    Column("idempotency_key", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- Events -----------------------------------------------------------------------------------
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", Text, nullable=False),
+    Column("aggregate_type", Text, nullable=False),
+    Column("aggregate_id", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    # PostgreSQL: the writing transaction's id (server default); SQLite: 0. See events/outbox.py.
+    Column("txid", BigInteger, nullable=False),
+    Column("envelope", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime),
+)
+
+aggregate_sequences = Table(
+    "aggregate_sequences",
+    metadata,
+    Column("aggregate_id", Text, primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+# --- API keys ---------------------------------------------------------------------------------
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)

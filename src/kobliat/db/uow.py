@@ -1,0 +1,54 @@
+"""The unit of work: owns one transaction, collects the domain events raised in it, and is the
+only thing that commits. Committing writes those events to the outbox in the same transaction."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine, RootTransaction
+
+from kobliat.events.envelope import DomainEvent
+
+
+class UnitOfWork:
+    """One database transaction plus the events it raised."""
+
+    connection: Connection
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.events: list[DomainEvent] = []
+        self._tx: RootTransaction | None = None
+        self._committed = False
+
+    def __enter__(self) -> Self:
+        self.connection = self._engine.connect()
+        self._tx = self.connection.begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed and self._tx is not None and self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            self.connection.close()
+
+    def emit(self, *events: DomainEvent) -> None:
+        """Record events to be written to the outbox when this unit of work commits."""
+        self.events.extend(events)
+
+    def commit(self) -> None:
+        """Write the collected events to the outbox, then commit everything at once."""
+        from kobliat.events import outbox  # events depend on db, not the other way round
+
+        assert self._tx is not None
+        if self.events:
+            outbox.append(self.connection, self.events)
+        self._tx.commit()
+        self._committed = True

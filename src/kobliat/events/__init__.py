@@ -1,0 +1,1 @@
+"""Domain events: the CloudEvents envelope, the transactional outbox and the feed."""

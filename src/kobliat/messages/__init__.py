@@ -1,0 +1,1 @@
+"""Message context: inbound and outbound messages, stored exactly once, and their statuses."""

@@ -1,0 +1,64 @@
+"""HTTP edge of the message context."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from kobliat.bootstrap import Container
+from kobliat.conversations import service as conversations
+from kobliat.errors import InvalidInput
+from kobliat.http import Cursor, Limit, Page, container
+from kobliat.messages import service
+from kobliat.messages.schemas import MessageCreate, MessageOut
+
+router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
+App = Annotated[Container, Depends(container)]
+
+
+@router.get("", response_model=Page[MessageOut])
+def list_messages(
+    conversation_id: UUID,
+    app: App,
+    order: Annotated[Literal["desc", "asc"], Query(description="desc: newest first")] = "desc",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[MessageOut]:
+    """A conversation's history in provider-time order, page by page."""
+    with app.db.reading() as conn:
+        conversations.get(conn, conversation_id)
+        items, next_cursor = service.list_page(
+            conn, conversation_id, cursor=cursor, limit=limit, newest_first=order == "desc"
+        )
+    return Page(data=[MessageOut.of(m) for m in items], next_cursor=next_cursor)
+
+
+@router.post("", response_model=MessageOut, status_code=status.HTTP_201_CREATED)
+def post_message(
+    conversation_id: UUID,
+    body: MessageCreate,
+    app: App,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> MessageOut:
+    """Send an outbound message (`message.outbound.created`); `Idempotency-Key` is honoured."""
+    if body.body is None and not body.metadata:
+        raise InvalidInput("a message needs a body or metadata", code="empty-message")
+    message, created = app.db.run(
+        lambda uow: service.send_outbound(
+            uow,
+            conversation_id,
+            content_type=body.content_type,
+            body=body.body,
+            metadata=body.metadata,
+            sender_customer_id=body.sender_customer_id,
+            external_message_id=body.external_message_id,
+            idempotency_key=idempotency_key,
+        )
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return MessageOut.of(message)

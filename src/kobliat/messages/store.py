@@ -1,0 +1,119 @@
+"""Every SQL statement of the message context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Row, and_, or_, select, update
+
+from kobliat.db import dialect
+from kobliat.db.tables import messages as messages_t
+from kobliat.messages.model import Message
+
+m = messages_t.c
+
+
+def _to_message(row: Row[Any]) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        sender_customer_id=row.sender_customer_id,
+        direction=row.direction,
+        channel=row.channel,
+        external_message_id=row.external_message_id,
+        content_type=row.content_type,
+        body=row.body,
+        metadata=row.metadata or {},
+        sent_at=row.sent_at,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def insert_if_new(conn: Connection, message: Message) -> bool:
+    """Insert unless (channel, external_message_id) or (conversation, Idempotency-Key) is taken.
+
+    True when this call inserted the row.
+    """
+    stmt = dialect.dialect_insert(conn, messages_t).values(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        sender_customer_id=message.sender_customer_id,
+        direction=message.direction,
+        channel=message.channel,
+        external_message_id=message.external_message_id,
+        content_type=message.content_type,
+        body=message.body,
+        metadata=message.metadata,
+        sent_at=message.sent_at,
+        status=message.status,
+        idempotency_key=message.idempotency_key,
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+    )
+    # No conflict target: either unique index may be the one hit, and both mean "stored already".
+    stmt = stmt.on_conflict_do_nothing().returning(m.id)
+    return conn.execute(stmt).first() is not None
+
+
+def get(conn: Connection, message_id: UUID) -> Message | None:
+    """The message with this id."""
+    row = conn.execute(select(messages_t).where(m.id == message_id)).first()
+    return _to_message(row) if row else None
+
+
+def get_by_external_id(
+    conn: Connection, channel: str, external_message_id: str, *, for_update: bool = False
+) -> Message | None:
+    """The message a provider knows by this id."""
+    stmt = select(messages_t).where(
+        m.channel == channel, m.external_message_id == external_message_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    return _to_message(row) if row else None
+
+
+def get_by_idempotency_key(conn: Connection, conversation_id: UUID, key: str) -> Message | None:
+    """The outbound message posted earlier with this Idempotency-Key."""
+    row = conn.execute(
+        select(messages_t).where(m.conversation_id == conversation_id, m.idempotency_key == key)
+    ).first()
+    return _to_message(row) if row else None
+
+
+def save_status(conn: Connection, message: Message) -> None:
+    """Persist status, metadata and updated_at."""
+    conn.execute(
+        update(messages_t)
+        .where(m.id == message.id)
+        .values(status=message.status, metadata=message.metadata, updated_at=message.updated_at)
+    )
+
+
+def page(
+    conn: Connection,
+    conversation_id: UUID,
+    *,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+    newest_first: bool,
+) -> list[Message]:
+    """A conversation's messages in provider-time order, keyset-paginated on (sent_at, id)."""
+    stmt = select(messages_t).where(m.conversation_id == conversation_id)
+    if after is not None:
+        moment, last_id = after
+        if newest_first:
+            stmt = stmt.where(or_(m.sent_at < moment, and_(m.sent_at == moment, m.id < last_id)))
+        else:
+            stmt = stmt.where(or_(m.sent_at > moment, and_(m.sent_at == moment, m.id > last_id)))
+    if newest_first:
+        stmt = stmt.order_by(m.sent_at.desc(), m.id.desc())
+    else:
+        stmt = stmt.order_by(m.sent_at, m.id)
+    return [_to_message(row) for row in conn.execute(stmt.limit(limit))]

@@ -1,0 +1,12 @@
+"""Prometheus metrics, defined once per process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "kobliat_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "kobliat_http_request_seconds", "HTTP request latency", ["method", "route"]
+)

@@ -1,0 +1,85 @@
+"""Test fixtures: real SQLite files and a real, throwaway PostgreSQL cluster.
+
+Every storage test takes the `db` fixture, which runs it once on SQLite and once on
+PostgreSQL. PostgreSQL tests skip when the machine cannot start a cluster, unless
+KOBLIAT_REQUIRE_POSTGRES=1 (as in CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+
+from kobliat.db import migrate
+from kobliat.db.engine import Database
+from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+
+TEMPLATE = "kobliat_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """The session's PostgreSQL cluster, with a migrated template database."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        create_database(cluster, TEMPLATE)
+        engine = create_engine(cluster.url(TEMPLATE))
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def create_database(cluster: PostgresCluster, name: str, *, template: str | None = None) -> None:
+    """CREATE DATABASE (optionally from a template) in the cluster."""
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres",
+                         autocommit=True) as conn:
+        suffix = f" TEMPLATE {template}" if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PostgresCluster) -> str:
+    """URL of a fresh, migrated PostgreSQL database for one test."""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    create_database(pg_cluster, name, template=TEMPLATE)
+    return pg_cluster.url(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a fresh, migrated SQLite file for one test."""
+    url = f"sqlite:///{tmp_path / 'kobliat.db'}"
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh migrated database URL, once per backend."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A Database on a fresh migrated schema, once on SQLite and once on PostgreSQL."""
+    database = Database(db_url, pool_size=60)
+    yield database
+    database.dispose()
