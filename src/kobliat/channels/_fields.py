@@ -65,6 +65,16 @@ def opt_list(obj: JsonObject, key: str, path: str) -> list[Any]:
     return value
 
 
+def opt_int(obj: JsonObject, key: str, path: str) -> int | None:
+    """An optional integer member (booleans are not integers here)."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(path, key, "an integer", value)
+    return value
+
+
 def opt_obj(obj: JsonObject, key: str, path: str) -> JsonObject | None:
     """An optional object member."""
     value = obj.get(key)

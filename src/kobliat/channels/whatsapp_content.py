@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from kobliat.channels._content import Content, joined
 from kobliat.channels._fields import JsonObject, present, soft_list, soft_obj, soft_str
 from kobliat.channels.records import ContentType
-
-
-@dataclass(frozen=True, slots=True)
-class Content:
-    """What one message item says, in kobliat's terms."""
-
-    content_type: ContentType
-    body: str | None
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def describe(message: JsonObject) -> Content:
@@ -89,13 +80,13 @@ def _location(kind: str, message: JsonObject) -> Content:
         address=address,
         url=soft_str(location, "url"),
     )
-    return Content("location", _joined([name, address], " — "), {"location": details})
+    return Content("location", joined([name, address], " — "), {"location": details})
 
 
 def _contacts(kind: str, message: JsonObject) -> Content:
     cards = soft_list(message, "contacts")
     names = [soft_str(soft_obj(card, "name"), "formatted_name") for card in cards if _is_obj(card)]
-    return Content("contacts", _joined(names, ", "), {"contacts": cards})
+    return Content("contacts", joined(names, ", "), {"contacts": cards})
 
 
 def _interactive(kind: str, message: JsonObject) -> Content:
@@ -161,11 +152,6 @@ _HANDLERS: dict[str, Callable[[str, JsonObject], Content]] = {
     "order": _order,
     "system": _system,
 }
-
-
-def _joined(parts: list[str | None], separator: str) -> str | None:
-    kept = [part for part in parts if part]
-    return separator.join(kept) if kept else None
 
 
 def _is_obj(value: Any) -> bool:
