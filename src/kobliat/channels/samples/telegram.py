@@ -85,9 +85,8 @@ def user(
 
 def private_chat(person: Obj) -> Obj:
     """The private `Chat` with a user (its id is the user's id)."""
-    chat = {
-        key: person[key] for key in ("id", "first_name", "last_name", "username") if key in person
-    }
+    keys = ("id", "first_name", "last_name", "username")
+    chat: Obj = {key: person[key] for key in keys if key in person}
     return {**chat, "type": "private"}
 
 
