@@ -16,8 +16,10 @@ from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
 from kobliat.events.routes import router as events_router
+from kobliat.inbox import worker as inbox_worker
 from kobliat.messages.routes import router as messages_router
 from kobliat.settings import Settings
+from kobliat.webhooks.routes import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -29,7 +31,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         owned = container is None
         app.state.kobliat = container or bootstrap.build(settings or Settings())
         try:
-            yield
+            async with inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings):
+                yield
         finally:
             if owned:
                 app.state.kobliat.close()
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     authed = [Depends(require_api_key)]
     for router in (customers_router, conversations_router, messages_router, events_router):
         app.include_router(router, dependencies=authed)
+    app.include_router(webhooks_router)  # no API key: each channel's own signature
     _health_routes(app)
     app.middleware("http")(_measure)
     return app

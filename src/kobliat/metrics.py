@@ -10,3 +10,8 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "kobliat_http_request_seconds", "HTTP request latency", ["method", "route"]
 )
+WEBHOOKS = Counter(
+    "kobliat_webhooks_total",
+    "Webhook deliveries by channel and outcome (processed, duplicate, queued, refused ...)",
+    ["channel", "outcome"],
+)

@@ -12,9 +12,11 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 
@@ -94,6 +96,42 @@ messages = Table(
     Column("idempotency_key", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Delivery statuses that arrived before the message they refer to (applied when it appears).
+pending_statuses = Table(
+    "pending_statuses",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("channel", Text, nullable=False),
+    Column("external_message_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("error", Json),
+    Column("metadata", Json, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel", "external_message_id", "status", name="pending_statuses_uq"),
+)
+
+# --- Webhook inbox ----------------------------------------------------------------------------
+inbox = Table(
+    "inbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("channel", Text, nullable=False),
+    Column("delivery_key", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("headers", Json, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel", "delivery_key", name="inbox_delivery_uq"),
 )
 
 # --- Events -----------------------------------------------------------------------------------

@@ -142,3 +142,18 @@ class Message:
             time=now,
         )
         return after, event
+
+    def with_edit(
+        self, *, content_type: str, body: str | None, edited_at: str | None, now: datetime
+    ) -> Message:
+        """Record a provider's edit in `metadata["edits"]`; the first body stays the body.
+
+        Kept as history rather than applied, so what was first said is never lost; the same
+        edit delivered twice is recorded once.
+        """
+        edit = {"edited_at": edited_at, "content_type": content_type, "body": body}
+        edits = list(self.metadata.get("edits", []))
+        if edit in edits:
+            return self
+        metadata = {**self.metadata, "edits": [*edits, edit]}
+        return replace(self, metadata=metadata, updated_at=now)

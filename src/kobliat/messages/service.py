@@ -14,7 +14,7 @@ from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.errors import NotFound, RuleViolation
 from kobliat.messages import store
-from kobliat.messages.model import Message
+from kobliat.messages.model import STATUS_RANK, Message
 
 
 def is_stored(conn: Connection, *, channel: str, external_message_id: str) -> bool:
@@ -100,7 +100,7 @@ def send_outbound(
     if store.insert_if_new(uow.connection, message):
         conversations.record_message_time(uow, conversation_id, now)
         uow.emit(message.created_event())
-        return message, True
+        return apply_pending_statuses(uow, message), True
     return _earlier(uow.connection, message), False
 
 
@@ -153,6 +153,92 @@ def apply_status(
     if event is not None:
         store.save_status(uow.connection, after)
         uow.emit(event)
+    return after
+
+
+def find_by_external_id(
+    conn: Connection, *, channel: str, external_message_id: str
+) -> Message | None:
+    """The message a provider knows by this id, if stored."""
+    return store.get_by_external_id(conn, channel, external_message_id)
+
+
+def keep_pending_status(
+    uow: UnitOfWork,
+    *,
+    channel: str,
+    external_message_id: str,
+    status: str,
+    at: datetime,
+    error: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> bool:
+    """Keep a status for a message not stored yet; False when this status is kept already."""
+    return store.keep_pending_status(
+        uow.connection,
+        {
+            "channel": channel,
+            "external_message_id": external_message_id,
+            "status": status,
+            "occurred_at": at,
+            "error": error,
+            "metadata": metadata or {},
+            "received_at": utcnow(),
+        },
+    )
+
+
+def apply_pending_statuses(uow: UnitOfWork, message: Message) -> Message:
+    """Apply (and forget) the statuses that arrived before this message did."""
+    if message.external_message_id is None:
+        return message
+    kept = store.take_pending_statuses(uow.connection, message.channel, message.external_message_id)
+    current = message
+    for row in sorted(kept, key=lambda r: (r.occurred_at, STATUS_RANK.get(r.status, 0))):
+        current, event = current.with_status(
+            row.status, error=row.error, at=row.occurred_at, now=utcnow()
+        )
+        if event is not None:
+            uow.emit(event)
+    if current is not message:
+        store.save_status(uow.connection, current)
+    return current
+
+
+def apply_overdue_statuses(uow: UnitOfWork, *, limit: int = 100) -> int:
+    """Apply kept statuses whose message was stored meanwhile; returns how many messages.
+
+    A status and its message committed at the same moment cannot see each other (each
+    transaction misses the other's uncommitted row), so a periodic sweep closes that gap.
+    """
+    applied = 0
+    for channel, external_id in store.pending_with_message(uow.connection, limit=limit):
+        message = store.get_by_external_id(uow.connection, channel, external_id, for_update=True)
+        if message is not None:
+            apply_pending_statuses(uow, message)
+            applied += 1
+    return applied
+
+
+def record_edit(
+    uow: UnitOfWork,
+    *,
+    channel: str,
+    external_message_id: str,
+    content_type: str,
+    body: str | None,
+    edited_at: str | None,
+) -> Message | None:
+    """Keep a provider's edit of a stored message in its metadata; None when not stored."""
+    current = store.get_by_external_id(uow.connection, channel, external_message_id,
+                                       for_update=True)
+    if current is None:
+        return None
+    after = current.with_edit(
+        content_type=content_type, body=body, edited_at=edited_at, now=utcnow()
+    )
+    if after is not current:
+        store.save_status(uow.connection, after)
     return after
 
 

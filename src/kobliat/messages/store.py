@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, and_, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, or_, select, update
 
 from kobliat.db import dialect
 from kobliat.db.tables import messages as messages_t
+from kobliat.db.tables import pending_statuses as pending_t
 from kobliat.messages.model import Message
 
 m = messages_t.c
@@ -94,6 +95,56 @@ def save_status(conn: Connection, message: Message) -> None:
         .where(m.id == message.id)
         .values(status=message.status, metadata=message.metadata, updated_at=message.updated_at)
     )
+
+
+def keep_pending_status(conn: Connection, values: dict[str, Any]) -> bool:
+    """Store a status whose message is not known yet; False when it is kept already."""
+    stmt = (
+        dialect.dialect_insert(conn, pending_t)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[
+                pending_t.c.channel,
+                pending_t.c.external_message_id,
+                pending_t.c.status,
+            ]
+        )
+        .returning(pending_t.c.id)
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def take_pending_statuses(
+    conn: Connection, channel: str, external_message_id: str
+) -> list[Row[Any]]:
+    """Remove and return the statuses kept for this provider message id."""
+    stmt = (
+        delete(pending_t)
+        .where(
+            pending_t.c.channel == channel, pending_t.c.external_message_id == external_message_id
+        )
+        .returning(
+            pending_t.c.status, pending_t.c.occurred_at, pending_t.c.error, pending_t.c.metadata
+        )
+    )
+    return list(conn.execute(stmt))
+
+
+def pending_with_message(conn: Connection, *, limit: int) -> list[tuple[str, str]]:
+    """(channel, external_message_id) of kept statuses whose message exists by now."""
+    stmt = (
+        select(pending_t.c.channel, pending_t.c.external_message_id)
+        .join(
+            messages_t,
+            and_(
+                m.channel == pending_t.c.channel,
+                m.external_message_id == pending_t.c.external_message_id,
+            ),
+        )
+        .distinct()
+        .limit(limit)
+    )
+    return [(row.channel, row.external_message_id) for row in conn.execute(stmt)]
 
 
 def page(

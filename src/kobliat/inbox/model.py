@@ -1,0 +1,36 @@
+"""What the inbox keeps of a webhook delivery, and when a failed one is tried again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# After this many failed attempts a delivery stays unprocessed (with its last error) for an
+# operator to look at; the backoff below spreads them over about two and a half hours.
+MAX_ATTEMPTS = 12
+_MAX_DELAY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One webhook request as received: enough to parse it again later, and no secrets."""
+
+    channel: str  # the endpoint it came in on: whatsapp, telegram, twilio or generic
+    body: bytes
+    headers: dict[str, str]  # lower-case names; only those parsing or auditing needs
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """A delivery in the inbox."""
+
+    id: int
+    delivery_key: str
+    delivery: Delivery
+    attempts: int
+
+
+def next_attempt_at(attempts: int, now: datetime) -> datetime:
+    """When to try a delivery again after `attempts` failures: 2 s, 4 s, 8 s … at most 1 h."""
+    return now + min(timedelta(seconds=2 ** min(attempts, 20)), _MAX_DELAY)

@@ -1,0 +1,67 @@
+"""The in-process inbox worker: processes stored deliveries that are not processed yet.
+
+It runs once as soon as the app starts (so deliveries acknowledged before a crash are
+processed) and then every few seconds. Several processes may each run one: a delivery is
+claimed with FOR UPDATE SKIP LOCKED, so no two workers process it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+
+from kobliat.db.engine import Database
+from kobliat.inbox import service
+from kobliat.settings import Settings
+
+log = structlog.get_logger(__name__)
+POLL_SECONDS = 2.0
+
+
+class InboxWorker:
+    """Polls the inbox for due deliveries until stopped."""
+
+    def __init__(self, db: Database, settings: Settings, *, interval: float = POLL_SECONDS):
+        self._db = db
+        self._settings = settings
+        self._interval = interval
+        self._stop = asyncio.Event()
+
+    def run_once(self) -> int:
+        """Process every due delivery now (in batches); returns how many succeeded."""
+        total = 0
+        while (done := service.process_due(self._db, self._settings)) > 0:
+            total += done
+        return total
+
+    async def run(self) -> None:
+        """Run until `stop()`; an iteration that fails is logged and the loop goes on."""
+        while not self._stop.is_set():
+            try:
+                processed = await asyncio.to_thread(self.run_once)
+                if processed:
+                    log.info("inbox deliveries processed", count=processed)
+            except Exception:
+                log.exception("inbox worker iteration failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current iteration."""
+        self._stop.set()
+
+
+@contextlib.asynccontextmanager
+async def running(db: Database, settings: Settings) -> AsyncIterator[InboxWorker]:
+    """Run an inbox worker for the duration of the block (the app's lifespan)."""
+    worker = InboxWorker(db, settings)
+    task = asyncio.create_task(worker.run(), name="kobliat-inbox-worker")
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        # Let the current iteration finish its transaction before connections are closed.
+        await task

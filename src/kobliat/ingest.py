@@ -1,0 +1,230 @@
+"""The inbound flow: neutral channel records → customers → conversation → message (DESIGN §1).
+
+Runs inside the caller's unit of work (the webhook's inbox transaction, or the inbox worker's),
+so a delivery's customers, conversation, messages and events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from kobliat.channels.records import (
+    IgnoredItem,
+    InboundMessage,
+    ParsedWebhook,
+    Party,
+    StatusUpdate,
+)
+from kobliat.conversations import service as conversations
+from kobliat.conversations.model import Conversation
+from kobliat.customers import service as customers
+from kobliat.customers.model import Customer
+from kobliat.db.uow import UnitOfWork
+from kobliat.messages import service as messages
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one delivery changed, for the webhook's answer and the metrics."""
+
+    messages: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    pending_statuses: int = 0
+    ignored: int = 0
+
+
+def process(uow: UnitOfWork, parsed: ParsedWebhook) -> Outcome:
+    """Apply every item of a verified, parsed delivery, in payload order."""
+    outcome = Outcome()
+    for item in parsed.items:
+        if isinstance(item, InboundMessage):
+            if receive_message(uow, item):
+                outcome.messages += 1
+            else:
+                outcome.duplicates += 1
+        elif isinstance(item, StatusUpdate):
+            if receive_status(uow, item):
+                outcome.statuses += 1
+            else:
+                outcome.pending_statuses += 1
+        else:
+            _note_ignored(item)
+            outcome.ignored += 1
+    return outcome
+
+
+def receive_message(uow: UnitOfWork, record: InboundMessage) -> bool:
+    """Store one inbound message (True), or recognise it as stored already (False)."""
+    # Checked first, so a provider retrying an old message never re-opens a closed
+    # conversation or touches customers again.
+    if messages.is_stored(
+        uow.connection, channel=record.channel, external_message_id=record.external_message_id
+    ):
+        if record.metadata.get("edited"):
+            messages.record_edit(
+                uow,
+                channel=record.channel,
+                external_message_id=record.external_message_id,
+                content_type=record.content_type,
+                body=record.body,
+                edited_at=record.metadata.get("edited_at"),
+            )
+        return False
+    sender = resolve_customer(uow, record.sender)
+    business = resolve_customer(uow, record.business)
+    conversation = resolve_conversation(uow, record, sender=sender, business=business)
+    _, created = messages.record_inbound(
+        uow,
+        conversation_id=conversation.id,
+        sender_customer_id=sender.id,
+        channel=record.channel,
+        external_message_id=record.external_message_id,
+        content_type=record.content_type,
+        body=record.body,
+        sent_at=record.sent_at,
+        metadata=_linked(uow, record),
+    )
+    return created
+
+
+def receive_status(uow: UnitOfWork, record: StatusUpdate) -> bool:
+    """Apply a delivery status (True), or keep it until its message appears (False)."""
+    applied = messages.apply_status(
+        uow,
+        channel=record.channel,
+        external_message_id=record.external_message_id,
+        status=record.status,
+        at=record.occurred_at,
+        error=record.error,
+    )
+    if applied is not None:
+        return True
+    messages.keep_pending_status(
+        uow,
+        channel=record.channel,
+        external_message_id=record.external_message_id,
+        status=record.status,
+        at=record.occurred_at,
+        error=record.error,
+        metadata=record.metadata,
+    )
+    return False
+
+
+def resolve_customer(uow: UnitOfWork, party: Party) -> Customer:
+    """The customer for a party, created if new; a changed profile name or metadata is applied.
+
+    Read first without a lock: the common case (a known customer whose profile has not
+    changed) then costs one SELECT and never serialises concurrent webhooks on the row.
+    """
+    metadata = party.metadata or None
+    known = customers.lookup(
+        uow.connection, external_type=party.external_type, external_id=party.external_id
+    )
+    if known is not None:
+        _, change = known.updated(name=party.name, metadata=metadata, now=known.updated_at)
+        if change is None:
+            return known
+    customer, _ = customers.find_or_create(
+        uow,
+        external_type=party.external_type,
+        external_id=party.external_id,
+        name=party.name,
+        metadata=metadata,
+        update_profile=True,
+    )
+    return customer
+
+
+def resolve_conversation(
+    uow: UnitOfWork, record: InboundMessage, *, sender: Customer, business: Customer
+) -> Conversation:
+    """The open conversation the message belongs to, opened if there is none."""
+    ref = record.conversation
+    if ref.kind == "group" and ref.external_id:
+        return _group(uow, record, sender=sender, business=business)
+    if ref.kind == "multi":
+        others = [resolve_customer(uow, party) for party in ref.other_parties]
+        ids = list(dict.fromkeys([sender.id, business.id, *(o.id for o in others)]))
+        conversation, _ = conversations.find_or_open(
+            uow,
+            type="multi",
+            channel=record.channel,
+            participants=[(cid, None) for cid in ids],
+            external_id=ref.external_id,
+        )
+        return conversation
+    # Direct (also a group without an id, which could never be found again by its key).
+    conversation, _ = conversations.find_or_open(
+        uow,
+        type="direct",
+        channel=record.channel,
+        participants=[(sender.id, None), (business.id, None)],
+    )
+    return conversation
+
+
+def _group(
+    uow: UnitOfWork, record: InboundMessage, *, sender: Customer, business: Customer
+) -> Conversation:
+    ref = record.conversation
+    members = list(dict.fromkeys([business.id, sender.id]))
+    conversation, opened = conversations.find_or_open(
+        uow,
+        type="group",
+        channel=record.channel,
+        participants=[(cid, "member") for cid in members],
+        external_id=ref.external_id,
+        # A group requires a name; not every payload carries one (WhatsApp's does not).
+        group_name=ref.group_name or f"{record.channel} group {ref.external_id}",
+        group_avatar=ref.group_avatar,
+    )
+    if not opened:
+        conversation = _refresh_group_details(uow, conversation, record)
+        conversations.ensure_participant(uow, conversation, sender.id)
+    for party in record.conversation.other_parties:
+        other = resolve_customer(uow, party)
+        conversations.ensure_participant(uow, conversation, other.id)
+    return conversation
+
+
+def _refresh_group_details(
+    uow: UnitOfWork, conversation: Conversation, record: InboundMessage
+) -> Conversation:
+    """Apply a group name or avatar the payload carries when it differs (a renamed group)."""
+    ref = record.conversation
+    name = ref.group_name if ref.group_name and ref.group_name != conversation.group_name else None
+    avatar = (
+        ref.group_avatar
+        if ref.group_avatar and ref.group_avatar != conversation.group_avatar
+        else None
+    )
+    if name is None and avatar is None:
+        return conversation
+    return conversations.update(uow, conversation.id, group_name=name, group_avatar=avatar)
+
+
+def _linked(uow: UnitOfWork, record: InboundMessage) -> dict[str, Any]:
+    """The message metadata, with reply and reaction targets resolved to stored message ids."""
+    metadata = dict(record.metadata)
+    for key, id_field in (("reply_to", "external_message_id"), ("reaction", "message_id")):
+        target = metadata.get(key)
+        if not isinstance(target, dict) or not isinstance(target.get(id_field), str):
+            continue
+        found = messages.find_by_external_id(
+            uow.connection, channel=record.channel, external_message_id=target[id_field]
+        )
+        if found is not None:
+            metadata[key] = {**target, "stored_message_id": str(found.id)}
+    return metadata
+
+
+def _note_ignored(item: IgnoredItem) -> None:
+    # Kept in the inbox with the raw delivery; nothing else to do with it here.
+    log.debug("webhook item ignored", channel=item.channel, kind=item.kind)
