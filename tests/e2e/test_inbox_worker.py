@@ -1,0 +1,101 @@
+"""The inbox: deliveries acknowledged but not processed are processed by the worker."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from kobliat.api import create_app
+from kobliat.channels.samples import twilio as twilio_samples
+from kobliat.channels.samples import whatsapp_messages as wa
+from kobliat.channels.samples.signing import whatsapp_headers
+from kobliat.db.engine import Database
+from kobliat.db.tables import inbox, messages
+from kobliat.db.types import utcnow
+from kobliat.inbox import service, store
+from kobliat.inbox.model import Delivery
+from tests.builders import count, events_of
+from tests.e2e.webhooks import (
+    WHATSAPP_SECRET,
+    container_for,
+    message_by_external_id,
+    settings_for,
+    webhooks_for,
+)
+
+
+def store_unprocessed(db: Database, body: bytes, key: str) -> None:
+    """What a crash between storing a delivery and processing it would leave."""
+    delivery = Delivery("whatsapp", body, whatsapp_headers(body, WHATSAPP_SECRET), utcnow())
+    db.run(
+        lambda uow: store.insert(
+            uow.connection, delivery, delivery_key=key, processed_at=None, next_attempt_at=utcnow()
+        )
+    )
+
+
+def inbox_rows(db: Database) -> list[dict[str, object]]:
+    with db.reading() as conn:
+        return [dict(row._mapping) for row in conn.execute(select(inbox).order_by(inbox.c.id))]
+
+
+def test_delivery_left_unprocessed_by_a_crash_is_processed_when_the_app_starts(
+    db: Database,
+) -> None:
+    store_unprocessed(db, wa.text(message_id="wamid.before-crash"), "crashed-delivery")
+    app = create_app(container=container_for(db))
+
+    with TestClient(app):
+        deadline = time.monotonic() + 10
+        while count(db, messages) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert message_by_external_id(db, "wamid.before-crash")["body"]
+    (row,) = inbox_rows(db)
+    assert row["processed_at"] is not None
+    assert len(events_of(db, "message.inbound.created")) == 1
+
+
+def test_worker_does_not_store_a_message_twice_when_the_delivery_repeats_one(
+    db: Database,
+) -> None:
+    hooks = webhooks_for(db)
+    assert hooks.whatsapp(wa.text(message_id="wamid.once")).status_code == 200
+    store_unprocessed(db, wa.text(message_id="wamid.once", body="again"), "repeat-delivery")
+
+    assert service.process_due(db, settings_for(db)) == 1
+    assert service.process_due(db, settings_for(db)) == 0
+
+    assert count(db, messages) == 1
+    assert len(events_of(db, "message.inbound.created")) == 1
+    assert all(row["processed_at"] is not None for row in inbox_rows(db))
+
+
+def test_delivery_that_fails_to_process_is_acknowledged_and_kept_for_retry(
+    db: Database,
+) -> None:
+    hooks = webhooks_for(db)
+    # A short code is not a phone number the customer service accepts: processing fails.
+    pairs = twilio_samples.sms(sender="12345")
+
+    response = hooks.twilio(urlencode(pairs).encode())
+
+    assert response.status_code == 200
+    (row,) = inbox_rows(db)
+    assert row["processed_at"] is None
+    assert row["attempts"] == 1
+    assert "phone" in str(row["last_error"])
+    assert count(db, messages) == 0
+
+    db.run(
+        lambda uow: uow.connection.execute(inbox.update().values(next_attempt_at=utcnow()))
+    )
+    assert service.process_due(db, settings_for(db)) == 0
+
+    (row,) = inbox_rows(db)
+    assert row["attempts"] == 2
+    assert row["processed_at"] is None
+    assert row["next_attempt_at"] > utcnow()  # type: ignore[operator]
