@@ -58,3 +58,31 @@ def keys_create(name: str = typer.Option("default", help="a label for the key"))
     migrations.upgrade(db.engine)
     print(auth.create_key(db, name=name))
     db.dispose()
+
+
+@app.command()
+def simulate(
+    url: str = typer.Option("http://127.0.0.1:8000", help="base URL of a running kobliat"),
+    rate: float = typer.Option(20.0, min=0.1, help="webhooks per second"),
+    duration: float = typer.Option(10.0, min=0.1, help="seconds to keep sending"),
+    senders: int = typer.Option(25, min=1, help="distinct simulated customers"),
+) -> None:
+    """Send realistic signed webhooks of every channel and type to a running server."""
+    from kobliat import simulate as simulation
+
+    settings = Settings()
+    report = simulation.run(
+        url=url, rate=rate, duration=duration, senders=senders, settings=settings, console=console
+    )
+    if len(report.skipped) == 4:
+        console.print(
+            "[red]No channel secret is configured.[/red] Set the same KOBLIAT_WHATSAPP_APP_SECRET, "
+            "KOBLIAT_TELEGRAM_SECRET_TOKEN, KOBLIAT_TWILIO_AUTH_TOKEN and/or "
+            "KOBLIAT_GENERIC_WEBHOOK_SECRET for `kobliat serve` and `kobliat simulate` "
+            "(a .env file works for both; see docs/webhooks.md)."
+        )
+        raise typer.Exit(2)
+    console.print(simulation.summary(report))
+    if report.failures:
+        console.print(f"[red]{report.failures} request(s) were not answered 2xx[/red]")
+        raise typer.Exit(1)

@@ -90,9 +90,7 @@ def test_delivery_that_fails_to_process_is_acknowledged_and_kept_for_retry(
     assert "phone" in str(row["last_error"])
     assert count(db, messages) == 0
 
-    db.run(
-        lambda uow: uow.connection.execute(inbox.update().values(next_attempt_at=utcnow()))
-    )
+    db.run(lambda uow: uow.connection.execute(inbox.update().values(next_attempt_at=utcnow())))
     assert service.process_due(db, settings_for(db)) == 0
 
     (row,) = inbox_rows(db)

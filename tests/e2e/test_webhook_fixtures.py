@@ -109,7 +109,9 @@ def test_message_types_map_to_the_designed_content_type(
     db: Database, channel: str, name: str
 ) -> None:
     body = fixture(channel, name)
-    (record,) = [i for i in expected_records(db, channel, body).items if isinstance(i, InboundMessage)]
+    (record,) = [
+        i for i in expected_records(db, channel, body).items if isinstance(i, InboundMessage)
+    ]
 
     assert webhooks_for(db).post(channel, body).status_code == 200
 

@@ -53,9 +53,7 @@ def settings_for(db: Database, **overrides: Any) -> Settings:
 
 def container_for(db: Database, **overrides: Any) -> Container:
     """A container on the test database (already migrated by the fixture)."""
-    return Container(
-        settings=settings_for(db, **overrides), db=db, keys=KeyChecker(db, [API_KEY])
-    )
+    return Container(settings=settings_for(db, **overrides), db=db, keys=KeyChecker(db, [API_KEY]))
 
 
 def fixture(channel: str, name: str) -> bytes:

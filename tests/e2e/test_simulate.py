@@ -1,0 +1,88 @@
+"""`kobliat simulate` against a real uvicorn server on the test database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from kobliat.api import create_app
+from kobliat.cli import app as cli
+from kobliat.db.engine import Database
+from kobliat.db.tables import inbox, messages
+from tests.builders import count
+from tests.e2e.webhooks import (
+    GENERIC_SECRET,
+    TELEGRAM_SECRET,
+    TWILIO_TOKEN,
+    WHATSAPP_SECRET,
+    container_for,
+)
+from tests.support.postgres import free_port
+
+
+@pytest.fixture
+def server_url(db: Database) -> Iterator[str]:
+    """A kobliat server (uvicorn, real sockets) on the test database."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(container=container_for(db)), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_simulate_sends_signed_webhooks_of_every_channel_and_all_are_accepted(
+    db: Database, server_url: str
+) -> None:
+    env = {
+        "KOBLIAT_WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
+        "KOBLIAT_TELEGRAM_SECRET_TOKEN": TELEGRAM_SECRET,
+        "KOBLIAT_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "KOBLIAT_GENERIC_WEBHOOK_SECRET": GENERIC_SECRET,
+    }
+    args = ["simulate", "--url", server_url, "--rate", "80", "--duration", "1", "--senders", "5"]
+
+    result = CliRunner().invoke(cli, args, env=env)
+
+    assert result.exit_code == 0, result.output
+    for channel in ("whatsapp", "telegram", "twilio", "generic"):
+        assert channel in result.output
+    assert "200: " in result.output
+    assert count(db, inbox) == 80
+    with db.reading() as conn:
+        channels = conn.execute(
+            select(messages.c.channel, func.count()).group_by(messages.c.channel)
+        )
+        stored = dict(channels.tuples().all())
+    assert set(stored) >= {"whatsapp", "telegram", "sms", "generic"}
+
+
+def test_simulate_without_any_secret_explains_what_to_configure(server_url: str) -> None:
+    env = {
+        f"KOBLIAT_{name}": ""
+        for name in (
+            "WHATSAPP_APP_SECRET",
+            "TELEGRAM_SECRET_TOKEN",
+            "TWILIO_AUTH_TOKEN",
+            "GENERIC_WEBHOOK_SECRET",
+        )
+    }
+
+    result = CliRunner().invoke(cli, ["simulate", "--url", server_url, "--duration", "1"], env=env)
+
+    assert result.exit_code == 2
+    assert "KOBLIAT_WHATSAPP_APP_SECRET" in result.output
