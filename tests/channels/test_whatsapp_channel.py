@@ -109,7 +109,9 @@ def test_bsuid_only_sender_is_identified_by_business_scoped_id(raw: Raw) -> None
     ("name", "wa_id"),
     [
         ("text_br_without_ninth_digit", "551187654321"),
+        ("text_br_with_ninth_digit", "5511987654321"),
         ("text_mx_521", "5215512345678"),
+        ("text_mx_without_1", "525512345678"),
     ],
 )
 def test_wa_id_is_kept_exactly_as_meta_sent_it(raw: Raw, name: str, wa_id: str) -> None:
