@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard, get_args
+from typing import TypeGuard, get_args
 
 from standardwebhooks.webhooks import Webhook
 
@@ -13,10 +13,8 @@ from kobliat.channels._fields import (
     JsonObject,
     each_obj,
     load_object,
-    objects,
     opt_obj,
     opt_str,
-    req_list,
     req_obj,
     req_str,
 )
@@ -96,18 +94,14 @@ def parse(raw_body: bytes, *, delivery_id: str) -> ParsedWebhook:
     items: list[InboundItem]
     if "messages" in root or "statuses" in root:
         _reject_unknown(root, frozenset({"messages", "statuses"}), "")
-        items = [_message(m, p) for p, m in objects(_batch(root, "messages"), "messages")]
-        items += [_status(s, p) for p, s in objects(_batch(root, "statuses"), "statuses")]
+        items = [_message(m, path) for path, m in each_obj(root, "messages", "")]
+        items += [_status(s, path) for path, s in each_obj(root, "statuses", "")]
     elif "status" in root:
         _reject_unknown(root, frozenset({"status"}), "")
         items = [_status(req_obj(root, "status", ""), "status")]
     else:
         items = [_message(root, "")]
     return ParsedWebhook(CHANNEL, delivery_id, tuple(items))
-
-
-def _batch(root: JsonObject, key: str) -> list[Any]:
-    return req_list(root, key, "") if key in root else []
 
 
 def _message(message: JsonObject, path: str) -> InboundMessage:
