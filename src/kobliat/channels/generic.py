@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard, get_args
+from typing import TypeGuard, get_args
 
 from standardwebhooks.webhooks import Webhook
 
@@ -13,10 +13,8 @@ from kobliat.channels._fields import (
     JsonObject,
     each_obj,
     load_object,
-    objects,
     opt_obj,
     opt_str,
-    req_list,
     req_obj,
     req_str,
 )
@@ -64,21 +62,18 @@ def signed_headers(
 def verify_signature(
     raw_body: bytes, headers: Mapping[str, str], secret: str, *, now: datetime | None = None
 ) -> bool:
-    """Whether the Standard Webhooks headers sign this body within five minutes of `now`."""
+    """Whether the Standard Webhooks headers sign this body within 5 minutes of `now` (aware)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     msg_id = lowered.get("webhook-id")
     stamp = lowered.get("webhook-timestamp", "")
     signatures = lowered.get("webhook-signature")
-    if not secret or not msg_id or not signatures or not stamp.isascii() or not stamp.isdigit():
+    if not secret or not msg_id or not signatures or not _is_unix_seconds(stamp):
         return False
-    # Checked before any datetime is built, so an absurd timestamp cannot overflow one.
-    current = (now or datetime.now(UTC)).timestamp()
-    if abs(current - int(stamp)) > TOLERANCE.total_seconds():
+    sent_at = datetime.fromtimestamp(int(stamp), UTC)
+    if abs((now or datetime.now(UTC)) - sent_at) > TOLERANCE:
         return False
     try:
-        expected = sign(
-            raw_body, secret, msg_id=msg_id, timestamp=datetime.fromtimestamp(int(stamp), UTC)
-        )
+        expected = sign(raw_body, secret, msg_id=msg_id, timestamp=sent_at)
     except UnicodeDecodeError:
         return False
     # The header may list several space-separated signatures during a secret rotation.
@@ -99,18 +94,14 @@ def parse(raw_body: bytes, *, delivery_id: str) -> ParsedWebhook:
     items: list[InboundItem]
     if "messages" in root or "statuses" in root:
         _reject_unknown(root, frozenset({"messages", "statuses"}), "")
-        items = [_message(m, p) for p, m in objects(_batch(root, "messages"), "messages")]
-        items += [_status(s, p) for p, s in objects(_batch(root, "statuses"), "statuses")]
+        items = [_message(m, path) for path, m in each_obj(root, "messages", "")]
+        items += [_status(s, path) for path, s in each_obj(root, "statuses", "")]
     elif "status" in root:
         _reject_unknown(root, frozenset({"status"}), "")
         items = [_status(req_obj(root, "status", ""), "status")]
     else:
         items = [_message(root, "")]
     return ParsedWebhook(CHANNEL, delivery_id, tuple(items))
-
-
-def _batch(root: JsonObject, key: str) -> list[Any]:
-    return req_list(root, key, "") if key in root else []
 
 
 def _message(message: JsonObject, path: str) -> InboundMessage:

@@ -97,14 +97,13 @@ def _message(message: JsonObject, path: str, business: Party, *, edited: bool) -
     if ignored is not None:
         return ignored
     content = describe(message)
-    metadata = present(
+    metadata = {
         **content.metadata,
         **_context(message, path, chat_id),
-        edited=True if edited else None,
-        edited_at=_edit_time(message, path),
-        chat_type=chat_type,
-        raw=message,
-    )
+        **present(edited=True if edited else None, edited_at=_edit_time(message, path)),
+        "chat_type": chat_type,
+        "raw": message,
+    }
     return InboundMessage(
         channel=CHANNEL,
         external_message_id=f"{chat_id}:{message_id}",

@@ -115,8 +115,8 @@ def _change_items(change: JsonObject, path: str, waba_id: str) -> list[InboundIt
 def _business(metadata: JsonObject, path: str, waba_id: str) -> Party:
     phone_number_id = req_str(metadata, "phone_number_id", path)
     display = req_str(metadata, "display_phone_number", path)
-    metadata = {"phone_number_id": phone_number_id, "waba_id": waba_id}
-    return Party(CHANNEL, display, metadata=metadata)
+    ids = {"phone_number_id": phone_number_id, "waba_id": waba_id}
+    return Party(CHANNEL, display, metadata=ids)
 
 
 def _message(

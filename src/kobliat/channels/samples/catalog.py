@@ -15,7 +15,9 @@ WHATSAPP: dict[str, Callable[[], Sample]] = {
     "text": wa.text,
     "text_reply": partial(wa.text, body="Yes, Friday works", reply_to=whatsapp.OUR_MESSAGE_ID),
     "text_br_without_ninth_digit": partial(wa.text, wa_id=whatsapp.BR_WA_ID_WITHOUT_NINTH_DIGIT),
+    "text_br_with_ninth_digit": partial(wa.text, wa_id=whatsapp.BR_WA_ID_WITH_NINTH_DIGIT),
     "text_mx_521": partial(wa.text, wa_id=whatsapp.MX_WA_ID_WITH_1, name="Lupita"),
+    "text_mx_without_1": partial(wa.text, wa_id=whatsapp.MX_WA_ID_WITHOUT_1, name="Lupita"),
     "group_text": partial(
         wa.text, body="Adding my sister so she can see the times too", group_id=whatsapp.GROUP_ID
     ),

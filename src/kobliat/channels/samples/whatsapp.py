@@ -153,8 +153,19 @@ def status(
 
 
 def batch() -> bytes:
-    """Two WABAs in one delivery: messages from two senders, then statuses (channels.md §1.7)."""
-    first = messages_change(
+    """Two WABAs in one delivery, each with messages from two senders and statuses (§1.7)."""
+    second_entry = entry([_second_batch_change()], waba_id="209876543210999")
+    return envelope([entry([_first_batch_change()]), second_entry])
+
+
+def _first_batch_change() -> Item:
+    image = {
+        "id": "1398472210553622",
+        "mime_type": "image/jpeg",
+        "sha256": "aGVsbG8=",
+        "caption": "third",
+    }
+    return messages_change(
         contacts=[contact(), contact(wa_id=BR_WA_ID_WITH_NINTH_DIGIT, name="Joana Silva")],
         messages=[
             message_item(
@@ -167,21 +178,15 @@ def batch() -> bytes:
                 message_id="wamid.batch-2",
                 timestamp=1767261902,
             ),
-            message_item(
-                "image",
-                {
-                    "id": "1398472210553622",
-                    "mime_type": "image/jpeg",
-                    "sha256": "aGVsbG8=",
-                    "caption": "third",
-                },
-                message_id="wamid.batch-3",
-                timestamp=1767261903,
-            ),
+            message_item("image", image, message_id="wamid.batch-3", timestamp=1767261903),
         ],
         statuses=[status_item(message_id="wamid.ours-1", status="read", timestamp=1767261904)],
     )
-    second = messages_change(
+
+
+def _second_batch_change() -> Item:
+    pin = {"latitude": 19.4326, "longitude": -99.1332}
+    return messages_change(
         phone_number_id="301234567890999",
         display_phone_number="12025550199",
         contacts=[contact(wa_id=MX_WA_ID_WITH_1, name="Lupita")],
@@ -192,14 +197,20 @@ def batch() -> bytes:
                 wa_id=MX_WA_ID_WITH_1,
                 message_id="wamid.batch-4",
                 timestamp=1767261905,
-            )
+            ),
+            message_item(
+                "location",
+                pin,
+                wa_id=MX_WA_ID_WITH_1,
+                message_id="wamid.batch-5",
+                timestamp=1767261906,
+            ),
         ],
         statuses=[
-            status_item(message_id="wamid.ours-2", status="sent", timestamp=1767261906),
-            status_item(message_id="wamid.ours-2", status="delivered", timestamp=1767261907),
+            status_item(message_id="wamid.ours-2", status="sent", timestamp=1767261907),
+            status_item(message_id="wamid.ours-2", status="delivered", timestamp=1767261908),
         ],
     )
-    return envelope([entry([first]), entry([second], waba_id="209876543210999")])
 
 
 def account_update() -> bytes:
