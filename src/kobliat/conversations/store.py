@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Connection, Row, and_, case, delete, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    case,
+    delete,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from kobliat.conversations.model import Conversation, Participant
 from kobliat.db import dialect
@@ -63,8 +74,11 @@ def insert_if_key_free(conn: Connection, conv: Conversation) -> bool:
     """
     stmt = dialect.dialect_insert(conn, conversations_t).values(**_row_values(conv))
     if conv.conversation_key is not None:
+        # The predicate must be SQL text, not a bound parameter: once psycopg prepares the
+        # statement, PostgreSQL plans it generically and cannot match `status <> $1` to the
+        # partial index, failing every insert with "no unique or exclusion constraint".
         stmt = stmt.on_conflict_do_nothing(
-            index_elements=[c.conversation_key], index_where=c.status != "closed"
+            index_elements=[c.conversation_key], index_where=literal_column("status <> 'closed'")
         )
     inserted = conn.execute(stmt.returning(c.id)).first() is not None
     if inserted and conv.participants:
