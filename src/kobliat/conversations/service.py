@@ -46,12 +46,17 @@ def find_or_open(
         group_metadata=group_metadata,
         now=utcnow(),
     )
+    key = candidate.conversation_key
+    # Most messages belong to a conversation that is open already: look before inserting.
+    existing = store.find_open_by_key(uow.connection, key) if key is not None else None
+    if existing is not None:
+        return existing, False
     for _ in range(5):
         if store.insert_if_key_free(uow.connection, candidate):
             uow.emit(candidate.opened_event())
             return candidate, True
-        assert candidate.conversation_key is not None
-        existing = store.find_open_by_key(uow.connection, candidate.conversation_key)
+        assert key is not None
+        existing = store.find_open_by_key(uow.connection, key)
         if existing is not None:
             return existing, False
         # The holder was closed between our INSERT and SELECT: try to open again.
