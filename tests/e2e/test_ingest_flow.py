@@ -142,7 +142,7 @@ def test_status_kept_while_its_message_was_committing_is_applied_by_the_worker(
         )
     )
 
-    inbox_service.process_due(db, settings_for(db))
+    assert inbox_service.apply_overdue_statuses(db) == 1
 
     assert message_by_external_id(db, "wamid.raced")["status"] == "delivered"
     assert count(db, pending_statuses) == 0

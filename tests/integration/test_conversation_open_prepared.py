@@ -15,7 +15,7 @@ def test_find_or_open_works_past_the_prepared_statement_threshold(db: Database) 
     for _ in range(15):
         customer = a_customer(db)
         for _ in range(2):  # once opening, once finding the open one (the conflict path)
-            conversation, created = db.run(
+            _, created = db.run(
                 lambda uow, c=customer: service.find_or_open(
                     uow,
                     type="direct",

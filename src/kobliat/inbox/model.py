@@ -9,6 +9,11 @@ from datetime import datetime, timedelta
 # operator to look at; the backoff below spreads them over about two and a half hours.
 MAX_ATTEMPTS = 12
 _MAX_DELAY = timedelta(hours=1)
+# Processed deliveries (raw payloads: personal data) and statuses whose message never came are
+# kept this long. Meta redelivers for up to 7 days; a later repeat is still stored only once.
+RETENTION = timedelta(days=7)
+# A status can only miss its message when both commit at once; the sweep looks this far back.
+STATUS_SWEEP_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)

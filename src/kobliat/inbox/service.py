@@ -15,7 +15,13 @@ from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.inbox import store
-from kobliat.inbox.model import MAX_ATTEMPTS, Delivery, next_attempt_at
+from kobliat.inbox.model import (
+    MAX_ATTEMPTS,
+    RETENTION,
+    STATUS_SWEEP_WINDOW,
+    Delivery,
+    next_attempt_at,
+)
 from kobliat.messages import service as messages
 from kobliat.settings import Settings
 
@@ -138,9 +144,28 @@ def process_due(db: Database, settings: Settings, *, limit: int = 100) -> int:
     """Process the deliveries that are due (oldest first); returns how many succeeded."""
     with db.reading() as conn:
         ids = store.due(conn, now=utcnow(), max_attempts=MAX_ATTEMPTS, limit=limit)
-    done = sum(process_stored(db, inbox_id, settings) for inbox_id in ids)
-    db.run(lambda uow: messages.apply_overdue_statuses(uow, limit=limit))
-    return done
+    return sum(process_stored(db, inbox_id, settings) for inbox_id in ids)
+
+
+def apply_overdue_statuses(db: Database, *, limit: int = 100) -> int:
+    """Apply statuses kept while their message was committing (see messages.service)."""
+    since = utcnow() - STATUS_SWEEP_WINDOW
+    with db.reading() as conn:
+        keys = messages.overdue_statuses(conn, since=since, limit=limit)
+    if not keys:  # the usual case: no write transaction at all
+        return 0
+    return db.run(lambda uow: messages.apply_overdue_statuses(uow, keys))
+
+
+def prune(db: Database) -> tuple[int, int]:
+    """Forget processed deliveries and never-matched statuses past their retention."""
+    before = utcnow() - RETENTION
+
+    def work(uow: UnitOfWork) -> tuple[int, int]:
+        deliveries = store.delete_processed_before(uow.connection, before)
+        return deliveries, messages.forget_pending_statuses(uow, before=before)
+
+    return db.run(work)
 
 
 def describe(exc: BaseException) -> str:

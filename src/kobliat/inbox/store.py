@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from kobliat.db import dialect
 from kobliat.db.tables import inbox
@@ -100,3 +100,9 @@ def record_failure(
         .where(i.id == inbox_id, i.processed_at.is_(None))
         .values(attempts=attempts, last_error=error, next_attempt_at=next_attempt_at)
     )
+
+
+def delete_processed_before(conn: Connection, before: datetime) -> int:
+    """Delete deliveries processed before `before`; how many."""
+    result = conn.execute(delete(inbox).where(i.processed_at < before))
+    return int(result.rowcount)

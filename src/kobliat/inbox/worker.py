@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import structlog
@@ -19,6 +20,7 @@ from kobliat.settings import Settings
 
 log = structlog.get_logger(__name__)
 POLL_SECONDS = 2.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class InboxWorker:
@@ -29,12 +31,23 @@ class InboxWorker:
         self._settings = settings
         self._interval = interval
         self._stop = asyncio.Event()
+        self._pruned_at: float | None = None
 
     def run_once(self) -> int:
-        """Process every due delivery now (in batches); returns how many succeeded."""
+        """Process every due delivery now (in batches); returns how many succeeded.
+
+        Also applies statuses that raced their message and, hourly, prunes old rows.
+        """
         total = 0
         while (done := service.process_due(self._db, self._settings)) > 0:
             total += done
+        service.apply_overdue_statuses(self._db)
+        now = time.monotonic()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            deliveries, statuses = service.prune(self._db)
+            self._pruned_at = now
+            if deliveries or statuses:
+                log.info("inbox pruned", deliveries=deliveries, pending_statuses=statuses)
         return total
 
     async def run(self) -> None:

@@ -205,19 +205,29 @@ def apply_pending_statuses(uow: UnitOfWork, message: Message) -> Message:
     return current
 
 
-def apply_overdue_statuses(uow: UnitOfWork, *, limit: int = 100) -> int:
-    """Apply kept statuses whose message was stored meanwhile; returns how many messages.
+def overdue_statuses(conn: Connection, *, since: datetime, limit: int) -> list[tuple[str, str]]:
+    """(channel, external id) of statuses kept since `since` whose message is stored by now.
 
     A status and its message committed at the same moment cannot see each other (each
-    transaction misses the other's uncommitted row), so a periodic sweep closes that gap.
+    transaction misses the other's uncommitted row): a periodic sweep closes that gap.
     """
+    return store.pending_with_message(conn, since=since, limit=limit)
+
+
+def apply_overdue_statuses(uow: UnitOfWork, keys: list[tuple[str, str]]) -> int:
+    """Apply the kept statuses of these (channel, external id) messages; how many messages."""
     applied = 0
-    for channel, external_id in store.pending_with_message(uow.connection, limit=limit):
+    for channel, external_id in keys:
         message = store.get_by_external_id(uow.connection, channel, external_id, for_update=True)
         if message is not None:
             apply_pending_statuses(uow, message)
             applied += 1
     return applied
+
+
+def forget_pending_statuses(uow: UnitOfWork, *, before: datetime) -> int:
+    """Drop statuses kept since before `before` (their message never came); how many."""
+    return store.delete_pending_before(uow.connection, before)
 
 
 def record_edit(
@@ -230,8 +240,9 @@ def record_edit(
     edited_at: str | None,
 ) -> Message | None:
     """Keep a provider's edit of a stored message in its metadata; None when not stored."""
-    current = store.get_by_external_id(uow.connection, channel, external_message_id,
-                                       for_update=True)
+    current = store.get_by_external_id(
+        uow.connection, channel, external_message_id, for_update=True
+    )
     if current is None:
         return None
     after = current.with_edit(

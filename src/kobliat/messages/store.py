@@ -130,10 +130,11 @@ def take_pending_statuses(
     return list(conn.execute(stmt))
 
 
-def pending_with_message(conn: Connection, *, limit: int) -> list[tuple[str, str]]:
-    """(channel, external_message_id) of kept statuses whose message exists by now."""
+def pending_with_message(conn: Connection, *, since: datetime, limit: int) -> list[tuple[str, str]]:
+    """(channel, external_message_id) of statuses kept since `since` whose message exists."""
     stmt = (
         select(pending_t.c.channel, pending_t.c.external_message_id)
+        .where(pending_t.c.received_at >= since)
         .join(
             messages_t,
             and_(
@@ -145,6 +146,12 @@ def pending_with_message(conn: Connection, *, limit: int) -> list[tuple[str, str
         .limit(limit)
     )
     return [(row.channel, row.external_message_id) for row in conn.execute(stmt)]
+
+
+def delete_pending_before(conn: Connection, before: datetime) -> int:
+    """Forget statuses kept since before `before`; how many."""
+    result = conn.execute(delete(pending_t).where(pending_t.c.received_at < before))
+    return int(result.rowcount)
 
 
 def page(

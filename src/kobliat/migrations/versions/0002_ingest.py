@@ -67,9 +67,11 @@ CREATE TABLE pending_statuses (
 );
 """
 
-# Same text on both dialects. The worker only ever looks for unprocessed rows that are due.
+# Same text on both dialects: the worker looks for unprocessed rows that are due, and prunes
+# processed rows and old statuses by time.
 INDEXES = """
 CREATE INDEX inbox_due_idx ON inbox (next_attempt_at, id) WHERE processed_at IS NULL;
+CREATE INDEX inbox_processed_idx ON inbox (processed_at) WHERE processed_at IS NOT NULL;
 CREATE INDEX pending_statuses_received_idx ON pending_statuses (received_at, id);
 """
 
