@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
@@ -10,13 +11,14 @@ from sqlalchemy import select
 
 from kobliat.api import create_app
 from kobliat.channels.samples import twilio as twilio_samples
+from kobliat.channels.samples import whatsapp
 from kobliat.channels.samples import whatsapp_messages as wa
 from kobliat.channels.samples.signing import whatsapp_headers
 from kobliat.db.engine import Database
-from kobliat.db.tables import inbox, messages
+from kobliat.db.tables import inbox, messages, pending_statuses
 from kobliat.db.types import utcnow
 from kobliat.inbox import service, store
-from kobliat.inbox.model import Delivery
+from kobliat.inbox.model import RETENTION, Delivery
 from tests.builders import count, events_of
 from tests.e2e.webhooks import (
     WHATSAPP_SECRET,
@@ -97,3 +99,32 @@ def test_delivery_that_fails_to_process_is_acknowledged_and_kept_for_retry(
     assert row["attempts"] == 2
     assert row["processed_at"] is None
     assert row["next_attempt_at"] > utcnow()  # type: ignore[operator]
+
+
+def test_prune_forgets_old_processed_deliveries_and_unmatched_statuses_only(
+    db: Database,
+) -> None:
+    hooks = webhooks_for(db)
+    hooks.whatsapp(wa.text(message_id="wamid.old"))
+    hooks.whatsapp(whatsapp.status(message_id="wamid.never-sent", status="read"))
+    store_unprocessed(db, wa.text(message_id="wamid.stuck"), "stuck-delivery")
+    long_ago = utcnow() - RETENTION - timedelta(hours=1)
+    db.run(
+        lambda uow: (
+            uow.connection.execute(
+                inbox.update()
+                .values(processed_at=long_ago)
+                .where(inbox.c.processed_at.is_not(None))
+            ),
+            uow.connection.execute(pending_statuses.update().values(received_at=long_ago)),
+        )
+    )
+    hooks.whatsapp(wa.text(message_id="wamid.recent"))
+
+    assert service.prune(db) == (2, 1)
+
+    keys = {row["delivery_key"] for row in inbox_rows(db)}
+    assert "stuck-delivery" in keys  # unprocessed deliveries are never pruned
+    assert len(keys) == 2
+    assert count(db, pending_statuses) == 0
+    assert count(db, messages) == 2  # pruning the inbox never touches what it produced
