@@ -98,6 +98,8 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(
-            500, "internal-error", "an unexpected error occurred; it has been logged",
+            500,
+            "internal-error",
+            "an unexpected error occurred; it has been logged",
             instance=request.url.path,
         )

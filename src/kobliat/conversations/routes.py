@@ -52,7 +52,9 @@ def list_conversations(
 
 
 @router.post("", response_model=ConversationDetail, status_code=status.HTTP_201_CREATED)
-def create_conversation(body: ConversationCreate, app: App, response: Response) -> ConversationDetail:
+def create_conversation(
+    body: ConversationCreate, app: App, response: Response
+) -> ConversationDetail:
     """Open a conversation; the open one with the same key is returned instead (200)."""
     conversation, opened = app.db.run(
         lambda uow: service.open_conversation(
@@ -125,6 +127,4 @@ def _detail(app: Container, conversation_id: UUID) -> ConversationDetail:
         known = customers.get_many(conn, [p.customer_id for p in conversation.participants])
         latest, _ = messages.list_page(conn, conversation_id, cursor=None, limit=LATEST_MESSAGES)
     summary = ConversationOut.of(conversation, known)
-    return ConversationDetail(
-        **summary.model_dump(), messages=[MessageOut.of(m) for m in latest]
-    )
+    return ConversationDetail(**summary.model_dump(), messages=[MessageOut.of(m) for m in latest])

@@ -72,7 +72,9 @@ class ConversationOut(BaseModel):
             last_message_at=conv.last_message_at,
             created_at=conv.created_at,
             updated_at=conv.updated_at,
-            participants=[ParticipantOut.of(p, known.get(p.customer_id)) for p in conv.participants],
+            participants=[
+                ParticipantOut.of(p, known.get(p.customer_id)) for p in conv.participants
+            ],
         )
 
 
@@ -99,7 +101,9 @@ class ConversationCreate(Strict):
     group_avatar: str | None = Field(default=None, max_length=2048)
     group_metadata: dict[str, Any] | None = None
     external_id: str | None = Field(
-        default=None, min_length=1, max_length=512,
+        default=None,
+        min_length=1,
+        max_length=512,
         description="a group's id on its channel; with it, one open conversation per group",
     )
 
