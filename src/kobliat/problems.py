@@ -85,6 +85,9 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
+        content_type = request.headers.get("content-type", "")
+        if any(e["location"] == "body" for e in errors) and "json" not in content_type:
+            detail += "; request bodies are JSON: send Content-Type: application/json"
         return problem_response(
             422, "validation-error", detail, instance=request.url.path, errors=errors
         )
