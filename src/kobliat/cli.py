@@ -43,6 +43,7 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=logs.uvicorn_log_config(),
     )
 
 
