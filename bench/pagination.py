@@ -19,16 +19,18 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kobliat import pagination  # noqa: E402
-from kobliat.conversations import service as conversations  # noqa: E402
-from kobliat.db import migrate  # noqa: E402
-from kobliat.db.engine import Database  # noqa: E402
-from tests.support.postgres import start_cluster  # noqa: E402
+from tests.support.postgres import start_cluster
+
+from kobliat import pagination
+from kobliat.conversations import service as conversations
+from kobliat.db import migrate
+from kobliat.db.engine import Database
 
 FILL = """
 INSERT INTO conversations (id, type, status, channel, conversation_key, created_at, updated_at,
                            last_message_at, last_activity_at)
-SELECT gen_random_uuid(), 'direct', (ARRAY['open','pending','closed'])[1 + g % 3]::conversation_status,
+SELECT gen_random_uuid(), 'direct',
+       (ARRAY['open','pending','closed'])[1 + g % 3]::conversation_status,
        'whatsapp', 'direct:whatsapp:' || g,
        now() - make_interval(secs => g), now(), now() - make_interval(secs => g),
        now() - make_interval(secs => g)
