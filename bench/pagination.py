@@ -71,8 +71,8 @@ def main() -> None:
         with db.reading() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT last_activity_at, id FROM conversations ORDER BY last_activity_at DESC, id DESC"
-                    " OFFSET :o LIMIT 1"
+                    "SELECT last_activity_at, id FROM conversations"
+                    " ORDER BY last_activity_at DESC, id DESC OFFSET :o LIMIT 1"
                 ),
                 {"o": args.conversations - args.page_size * 2},
             ).one()
