@@ -47,7 +47,8 @@ class ConversationRef:
     """Which conversation a message belongs to, as the payload tells it."""
 
     kind: ConversationKind = "direct"
-    # The provider's id of the group or thread (WhatsApp group_id, Telegram chat.id).
+    # The provider's id of the group or thread (WhatsApp group_id, Telegram chat.id);
+    # None for direct.
     external_id: str | None = None
     group_name: str | None = None
     group_avatar: str | None = None
