@@ -18,8 +18,14 @@ from kobliat.db.tables import outbox
 _numbers = itertools.count(1)
 
 
-def a_customer(db: Database, *, external_type: str = "telegram", external_id: str | None = None,
-               name: str | None = None, metadata: dict[str, Any] | None = None) -> Customer:
+def a_customer(
+    db: Database,
+    *,
+    external_type: str = "telegram",
+    external_id: str | None = None,
+    name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Customer:
     """A stored customer."""
     ident = external_id or str(100000 + next(_numbers))
     customer, _ = db.run(
@@ -30,17 +36,27 @@ def a_customer(db: Database, *, external_type: str = "telegram", external_id: st
     return customer
 
 
-def a_conversation(db: Database, *, type: str = "direct", channel: str = "whatsapp",
-                   participants: list[UUID] | None = None, roles: list[str | None] | None = None,
-                   group_name: str | None = None, external_id: str | None = None) -> Conversation:
+def a_conversation(
+    db: Database,
+    *,
+    type: str = "direct",
+    channel: str = "whatsapp",
+    participants: list[UUID] | None = None,
+    roles: list[str | None] | None = None,
+    group_name: str | None = None,
+    external_id: str | None = None,
+) -> Conversation:
     """A stored conversation (participants made up when not given)."""
     ids = participants or [a_customer(db).id for _ in range(2)]
     given_roles = roles or [None] * len(ids)
     conversation, _ = db.run(
         lambda uow: conversations.find_or_open(
-            uow, type=type, channel=channel,  # type: ignore[arg-type]
+            uow,
+            type=type,
+            channel=channel,  # type: ignore[arg-type]
             participants=list(zip(ids, given_roles, strict=True)),
-            group_name=group_name, external_id=external_id,
+            group_name=group_name,
+            external_id=external_id,
         )
     )
     return conversation

@@ -11,6 +11,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -45,8 +46,9 @@ def pg_cluster() -> Iterator[PostgresCluster]:
 
 def create_database(cluster: PostgresCluster, name: str, *, template: str | None = None) -> None:
     """CREATE DATABASE (optionally from a template) in the cluster."""
-    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
+    ) as conn:
         suffix = f" TEMPLATE {template}" if template else ""
         conn.execute(f'CREATE DATABASE "{name}"{suffix}')
 
@@ -83,3 +85,29 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url, pool_size=60)
     yield database
     database.dispose()
+
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def container(db: Database, db_url: str) -> Iterator[Any]:
+    """The application's container on the test database (both backends)."""
+    from kobliat.auth import KeyChecker
+    from kobliat.bootstrap import Container
+    from kobliat.settings import Settings
+
+    settings = Settings(database_url=db_url, api_keys=API_KEY, relay_enabled=False, _env_file=None)  # type: ignore[call-arg]
+    yield Container(settings=settings, db=db, keys=KeyChecker(db, [API_KEY]))
+
+
+@pytest.fixture
+def client(container: Any) -> Iterator[Any]:
+    """An HTTP client on the app, authenticated with the test key."""
+    from fastapi.testclient import TestClient
+
+    from kobliat.api import create_app
+
+    with TestClient(create_app(container=container)) as http:
+        http.headers["Authorization"] = f"Bearer {API_KEY}"
+        yield http

@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     return app
 
 
-async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+async def _measure(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
     started = time.perf_counter()
     response = await call_next(request)
     route = request.scope.get("route")
@@ -79,7 +81,9 @@ def _health_routes(app: FastAPI) -> None:
             with kobliat.db.reading() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
-            raise problems.Problem(503, "database-unavailable", f"database: {type(exc).__name__}")
+            raise problems.Problem(
+                503, "database-unavailable", f"database: {type(exc).__name__}"
+            ) from exc
         return {"status": "ready", "database": "ok"}
 
     @app.get("/metrics", tags=["health"])

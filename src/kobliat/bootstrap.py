@@ -28,6 +28,4 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     if run_migrations:
         migrate.upgrade(db.engine)
-    return Container(
-        settings=settings, db=db, keys=KeyChecker(db, settings.configured_api_keys())
-    )
+    return Container(settings=settings, db=db, keys=KeyChecker(db, settings.configured_api_keys()))

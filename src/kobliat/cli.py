@@ -10,8 +10,10 @@ from kobliat.db import migrate as migrations
 from kobliat.db.engine import Database
 from kobliat.settings import Settings
 
-app = typer.Typer(help="kobliat: chat webhooks in; customers, conversations, messages, events out.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="kobliat: chat webhooks in; customers, conversations, messages, events out.",
+    no_args_is_help=True,
+)
 keys_app = typer.Typer(help="Manage REST API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
@@ -36,8 +38,13 @@ def serve(
         console.print("[bold]No API key existed, so one was created. It is shown only once:[/bold]")
         print(key, flush=True)
     console.print(f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs)")
-    uvicorn.run(create_app(settings, container=container), host=host, port=port,
-                log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings, container=container),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=logs.uvicorn_log_config(),
+    )
 
 
 @app.command()

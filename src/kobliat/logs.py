@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import MutableMapping
@@ -9,7 +10,8 @@ from typing import Any
 
 import structlog
 
-_PHONE = re.compile(r"(?<![\w.])(\+?)(\d{2,4})\d{3,9}(\d{2})(?!\w)")
+# A run of 7-15 digits, optionally after + or its URL encoding %2B, not inside a longer token.
+_PHONE = re.compile(r"(?:(?<=%2B)|(?<![\w.]))(\+?)(\d{2,4})\d{3,9}(\d{2})(?!\w)")
 
 
 def mask_phones(text: str) -> str:
@@ -24,6 +26,28 @@ def _mask_event(
         if isinstance(value, str):
             event[key] = mask_phones(value)
     return event
+
+
+class MaskPhones(logging.Filter):
+    """A logging filter masking phone numbers in a record's message (uvicorn's access log
+    prints query strings such as ?external_id=+447700900123)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_phones(str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_phones(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging configuration, with phone numbers masked on every handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["mask_phones"] = {"()": MaskPhones}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("mask_phones")
+    return config
 
 
 def configure(level: str = "INFO") -> None:

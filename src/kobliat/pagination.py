@@ -20,8 +20,10 @@ class CursorError(ValueError):
 
 def encode(kind: str, *values: Any) -> str:
     """Encode a list position; `kind` keeps one list's cursor from being used on another."""
-    plain = [v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v
-             for v in values]
+    plain = [
+        v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v
+        for v in values
+    ]
     raw = json.dumps([kind, *plain], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -36,7 +38,9 @@ def decode(kind: str, cursor: str, *types: type) -> tuple[Any, ...]:
     if not isinstance(found, list) or len(found) != len(types) + 1 or found[0] != kind:
         raise CursorError("cursor is not one this list issued")
     try:
-        return tuple(_convert(value, wanted) for value, wanted in zip(found[1:], types, strict=True))
+        return tuple(
+            _convert(value, wanted) for value, wanted in zip(found[1:], types, strict=True)
+        )
     except (ValueError, TypeError) as exc:
         raise CursorError("cursor is not one this list issued") from exc
 

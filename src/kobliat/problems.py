@@ -85,6 +85,9 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
+        content_type = request.headers.get("content-type", "")
+        if any(e["location"] == "body" for e in errors) and "json" not in content_type:
+            detail += "; request bodies are JSON: send Content-Type: application/json"
         return problem_response(
             422, "validation-error", detail, instance=request.url.path, errors=errors
         )
@@ -98,6 +101,8 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(
-            500, "internal-error", "an unexpected error occurred; it has been logged",
+            500,
+            "internal-error",
+            "an unexpected error occurred; it has been logged",
             instance=request.url.path,
         )

@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     telegram_bot_id: str = "bot"
     twilio_auth_token: SecretStr | None = None
     generic_webhook_secret: SecretStr | None = None
-    public_url: str | None = None  # the URL providers call, when a proxy rewrites it (Twilio signs it)
+    public_url: str | None = (
+        None  # the URL providers call, when a proxy rewrites it (Twilio signs it)
+    )
     db_pool_size: int = Field(default=20, ge=1)
     log_level: str = "INFO"
     relay_enabled: bool = True

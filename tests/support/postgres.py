@@ -54,8 +54,16 @@ class PostgresCluster:
     def stop(self) -> None:
         """Stop the server and delete its files."""
         subprocess.run(
-            [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"),
-             "-m", "immediate", "-w", "stop"],
+            [
+                *self.as_postgres,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
             capture_output=True,
             check=False,
         )
@@ -79,8 +87,19 @@ def start_cluster() -> PostgresCluster:
     port = free_port()
     data = root / "data"
     subprocess.run(
-        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-         "-A", "trust", "-E", "UTF8", "--no-sync"],
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         capture_output=True,
         check=True,
     )
@@ -90,8 +109,20 @@ def start_cluster() -> PostgresCluster:
         "-c shared_buffers=128MB"
     )
     started = subprocess.run(
-        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-         "-l", str(root / "log"), "-w", "-t", "60", "start"],
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -140,8 +140,9 @@ class Conversation:
             raise RuleViolation(
                 f"customer {customer_id} is already a participant", code="participant-exists"
             )
-        member = Participant(customer_id=customer_id, role=check_role(self.type, role),
-                             joined_at=now)
+        member = Participant(
+            customer_id=customer_id, role=check_role(self.type, role), joined_at=now
+        )
         check_participant_count(self.type, len(self.participants) + 1)
         event = self.participant_added_event(member)
         return replace(self, participants=(*self.participants, member)), member, event
@@ -177,10 +178,14 @@ class Conversation:
         return replace(self, participants=remaining), event
 
     # --- lifecycle and details -----------------------------------------------------------
-    def change_status(self, status: str, *, now: datetime) -> tuple[Conversation, DomainEvent | None]:
+    def change_status(
+        self, status: str, *, now: datetime
+    ) -> tuple[Conversation, DomainEvent | None]:
         """Move along the lifecycle; the same status again changes nothing."""
         if status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", code="invalid-status")
+            raise InvalidInput(
+                f"status must be one of {', '.join(STATUSES)}", code="invalid-status"
+            )
         if status == self.status:
             return self, None
         if status not in TRANSITIONS[self.status]:
@@ -188,11 +193,9 @@ class Conversation:
                 f"a {self.status} conversation cannot become {status}",
                 code="invalid-status-transition",
             )
-        after = replace(self, status=status, updated_at=now)  # type: ignore[arg-type]
+        after = replace(self, status=status, updated_at=now)
         if status == "closed":
-            return after, self._event(
-                "conversation.closed", {"conversation_id": str(self.id)}, now
-            )
+            return after, self._event("conversation.closed", {"conversation_id": str(self.id)}, now)
         return after, self._updated_event({"status": {"from": self.status, "to": status}}, now)
 
     def update_group(

@@ -14,8 +14,8 @@ from kobliat.conversations.schemas import (
     ConversationDetail,
     ConversationOut,
     ConversationPatch,
+    ParticipantDetail,
     ParticipantIn,
-    ParticipantOut,
 )
 from kobliat.customers import service as customers
 from kobliat.http import Cursor, Limit, Page, container
@@ -52,7 +52,9 @@ def list_conversations(
 
 
 @router.post("", response_model=ConversationDetail, status_code=status.HTTP_201_CREATED)
-def create_conversation(body: ConversationCreate, app: App, response: Response) -> ConversationDetail:
+def create_conversation(
+    body: ConversationCreate, app: App, response: Response
+) -> ConversationDetail:
     """Open a conversation; the open one with the same key is returned instead (200)."""
     conversation, opened = app.db.run(
         lambda uow: service.open_conversation(
@@ -97,17 +99,17 @@ def patch_conversation(
 
 @router.post(
     "/{conversation_id}/participants",
-    response_model=ParticipantOut,
+    response_model=ParticipantDetail,
     status_code=status.HTTP_201_CREATED,
 )
-def add_participant(conversation_id: UUID, body: ParticipantIn, app: App) -> ParticipantOut:
+def add_participant(conversation_id: UUID, body: ParticipantIn, app: App) -> ParticipantDetail:
     """Add a customer (`conversation.participant.added`); a broken rule is a 409."""
     member = app.db.run(
         lambda uow: service.add_participant(uow, conversation_id, body.customer_id, role=body.role)
     )
     with app.db.reading() as conn:
         customer = customers.get(conn, member.customer_id)
-    return ParticipantOut.of(member, customer)
+    return ParticipantDetail.with_customer(member, customer)
 
 
 @router.delete(
@@ -124,7 +126,12 @@ def _detail(app: Container, conversation_id: UUID) -> ConversationDetail:
         conversation = service.get(conn, conversation_id)
         known = customers.get_many(conn, [p.customer_id for p in conversation.participants])
         latest, _ = messages.list_page(conn, conversation_id, cursor=None, limit=LATEST_MESSAGES)
-    summary = ConversationOut.of(conversation, known)
+    summary = ConversationOut.of(conversation).model_dump(exclude={"participants"})
     return ConversationDetail(
-        **summary.model_dump(), messages=[MessageOut.of(m) for m in latest]
+        **summary,
+        participants=[
+            ParticipantDetail.with_customer(p, known.get(p.customer_id))
+            for p in conversation.participants
+        ],
+        messages=[MessageOut.of(m) for m in latest],
     )

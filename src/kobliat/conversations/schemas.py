@@ -18,22 +18,34 @@ Role = Literal["owner", "admin", "member"]
 
 
 class ParticipantOut(BaseModel):
-    """A membership; `customer` is filled where the answer carries customer details."""
+    """A membership, as lists show it."""
 
     customer_id: UUID
     role: str
     joined_at: datetime
     metadata: dict[str, Any]
-    customer: CustomerOut | None = None
 
     @classmethod
-    def of(cls, member: Participant, customer: Customer | None = None) -> ParticipantOut:
+    def of(cls, member: Participant) -> ParticipantOut:
         """From the domain object."""
         return cls(
             customer_id=member.customer_id,
             role=member.role,
             joined_at=member.joined_at,
             metadata=member.metadata,
+        )
+
+
+class ParticipantDetail(ParticipantOut):
+    """A membership with its customer's details."""
+
+    customer: CustomerOut | None
+
+    @classmethod
+    def with_customer(cls, member: Participant, customer: Customer | None) -> ParticipantDetail:
+        """From the domain objects (customer None only if it was never stored)."""
+        return cls(
+            **ParticipantOut.of(member).model_dump(),
             customer=CustomerOut.of(customer) if customer else None,
         )
 
@@ -55,11 +67,8 @@ class ConversationOut(BaseModel):
     participants: list[ParticipantOut]
 
     @classmethod
-    def of(
-        cls, conv: Conversation, customers: dict[UUID, Customer] | None = None
-    ) -> ConversationOut:
-        """From the domain object (with customer details when given)."""
-        known = customers or {}
+    def of(cls, conv: Conversation) -> ConversationOut:
+        """From the domain object."""
         return cls(
             id=conv.id,
             type=conv.type,
@@ -72,13 +81,14 @@ class ConversationOut(BaseModel):
             last_message_at=conv.last_message_at,
             created_at=conv.created_at,
             updated_at=conv.updated_at,
-            participants=[ParticipantOut.of(p, known.get(p.customer_id)) for p in conv.participants],
+            participants=[ParticipantOut.of(p) for p in conv.participants],
         )
 
 
 class ConversationDetail(ConversationOut):
     """A conversation with its participants' customers and its latest messages (newest first)."""
 
+    participants: list[ParticipantDetail]  # type: ignore[assignment]
     messages: list[MessageOut]
 
 
@@ -99,7 +109,9 @@ class ConversationCreate(Strict):
     group_avatar: str | None = Field(default=None, max_length=2048)
     group_metadata: dict[str, Any] | None = None
     external_id: str | None = Field(
-        default=None, min_length=1, max_length=512,
+        default=None,
+        min_length=1,
+        max_length=512,
         description="a group's id on its channel; with it, one open conversation per group",
     )
 

@@ -182,7 +182,7 @@ def list_page(
     after = pagination.decode("conversations", cursor, datetime, UUID) if cursor else None
     rows = store.page(
         conn,
-        after=after,  # type: ignore[arg-type]
+        after=after,
         limit=limit + 1,
         status=status,
         type_=type,

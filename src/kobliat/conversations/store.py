@@ -120,7 +120,9 @@ def remove_participant(conn: Connection, conversation_id: UUID, customer_id: UUI
     )
 
 
-def get(conn: Connection, conversation_id: UUID, *, for_update: bool = False) -> Conversation | None:
+def get(
+    conn: Connection, conversation_id: UUID, *, for_update: bool = False
+) -> Conversation | None:
     """The conversation with its participants; `for_update` locks its row until commit."""
     stmt = select(conversations_t).where(c.id == conversation_id)
     if for_update:

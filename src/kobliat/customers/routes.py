@@ -66,8 +66,6 @@ def get_customer(customer_id: UUID, app: App) -> CustomerOut:
 def patch_customer(customer_id: UUID, body: CustomerPatch, app: App) -> CustomerOut:
     """Change the name and/or merge metadata (`customer.updated` when something changed)."""
     customer = app.db.run(
-        lambda uow: service.update_profile(
-            uow, customer_id, name=body.name, metadata=body.metadata
-        )
+        lambda uow: service.update_profile(uow, customer_id, name=body.name, metadata=body.metadata)
     )
     return CustomerOut.of(customer)

@@ -103,7 +103,7 @@ def list_page(
     after = pagination.decode("customers", cursor, datetime, UUID) if cursor else None
     rows = store.page(
         conn,
-        after=after,  # type: ignore[arg-type]
+        after=after,
         limit=limit + 1,
         external_type=external_type.strip().lower() if external_type else None,
     )

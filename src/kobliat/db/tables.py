@@ -138,7 +138,9 @@ inbox = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("event_id", Uuid, nullable=False, unique=True),
     Column("event_type", Text, nullable=False),
     Column("aggregate_type", Text, nullable=False),

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from kobliat import pagination
 from kobliat.db import dialect
 from kobliat.db.tables import aggregate_sequences, outbox
-from kobliat import pagination
 from kobliat.events.envelope import DomainEvent, to_cloudevent
 
 

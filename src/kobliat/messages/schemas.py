@@ -12,8 +12,17 @@ from kobliat.http import Strict
 from kobliat.messages.model import Message
 
 ContentType = Literal[
-    "text", "image", "audio", "video", "file", "location", "contacts", "interactive",
-    "reaction", "structured", "unknown",
+    "text",
+    "image",
+    "audio",
+    "video",
+    "file",
+    "location",
+    "contacts",
+    "interactive",
+    "reaction",
+    "structured",
+    "unknown",
 ]
 
 
@@ -62,6 +71,8 @@ class MessageCreate(Strict):
     metadata: dict[str, Any] | None = None
     sender_customer_id: UUID | None = None
     external_message_id: str | None = Field(
-        default=None, min_length=1, max_length=512,
+        default=None,
+        min_length=1,
+        max_length=512,
         description="the provider's id, when the message was already sent through it",
     )

@@ -108,7 +108,9 @@ def _earlier(conn: Connection, attempt: Message) -> Message:
     """The stored message that made `attempt` a repeat; refuse when it was a different one."""
     earlier = None
     if attempt.idempotency_key is not None:
-        earlier = store.get_by_idempotency_key(conn, attempt.conversation_id, attempt.idempotency_key)
+        earlier = store.get_by_idempotency_key(
+            conn, attempt.conversation_id, attempt.idempotency_key
+        )
     if earlier is None and attempt.external_message_id is not None:
         earlier = store.get_by_external_id(conn, attempt.channel, attempt.external_message_id)
         if earlier is not None:
@@ -145,8 +147,9 @@ def apply_status(
 
     Returns None when no message has this provider id (yet); the caller keeps the status.
     """
-    current = store.get_by_external_id(uow.connection, channel, external_message_id,
-                                       for_update=True)
+    current = store.get_by_external_id(
+        uow.connection, channel, external_message_id, for_update=True
+    )
     if current is None:
         return None
     after, event = current.with_status(status, error=error, at=at, now=utcnow())
@@ -273,7 +276,11 @@ def list_page(
     kind = "messages-desc" if newest_first else "messages-asc"
     after = pagination.decode(kind, cursor, datetime, UUID) if cursor else None
     rows = store.page(
-        conn, conversation_id, after=after, limit=limit + 1, newest_first=newest_first  # type: ignore[arg-type]
+        conn,
+        conversation_id,
+        after=after,
+        limit=limit + 1,
+        newest_first=newest_first,
     )
     items = rows[:limit]
     next_cursor = None
