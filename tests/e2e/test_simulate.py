@@ -67,7 +67,7 @@ def test_simulate_sends_signed_webhooks_of_every_channel_and_all_are_accepted(
         channels = conn.execute(
             select(messages.c.channel, func.count()).group_by(messages.c.channel)
         )
-        stored = dict(channels.tuples().all())
+        stored = {channel: n for channel, n in channels}
     assert set(stored) >= {"whatsapp", "telegram", "sms", "generic"}
 
 
