@@ -93,8 +93,13 @@ class Sender:
 
 
 def samples() -> list[tuple[str, str]]:
-    """(channel, sample name) of every sample in the catalog."""
-    return [(channel, name) for channel, builders in CATALOG.items() for name in builders]
+    """(channel, sample name) of every sample in the catalog, channels interleaved.
+
+    Interleaved so that even a short run reaches every channel.
+    """
+    per_channel = [[(channel, name) for name in builders] for channel, builders in CATALOG.items()]
+    mixed = itertools.zip_longest(*per_channel)
+    return [kind for row in mixed for kind in row if kind is not None]
 
 
 def build(channel: str, name: str, sender: Sender, ids: Ids) -> bytes:

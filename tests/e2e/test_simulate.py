@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import func, select
@@ -24,6 +29,14 @@ from tests.e2e.webhooks import (
     container_for,
 )
 from tests.support.postgres import free_port
+
+KOBLIAT = Path(sys.executable).parent / "kobliat"
+SECRETS = {
+    "KOBLIAT_WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
+    "KOBLIAT_TELEGRAM_SECRET_TOKEN": TELEGRAM_SECRET,
+    "KOBLIAT_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+    "KOBLIAT_GENERIC_WEBHOOK_SECRET": GENERIC_SECRET,
+}
 
 
 @pytest.fixture
@@ -48,12 +61,7 @@ def server_url(db: Database) -> Iterator[str]:
 def test_simulate_sends_signed_webhooks_of_every_channel_and_all_are_accepted(
     db: Database, server_url: str
 ) -> None:
-    env = {
-        "KOBLIAT_WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
-        "KOBLIAT_TELEGRAM_SECRET_TOKEN": TELEGRAM_SECRET,
-        "KOBLIAT_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "KOBLIAT_GENERIC_WEBHOOK_SECRET": GENERIC_SECRET,
-    }
+    env = SECRETS
     args = ["simulate", "--url", server_url, "--rate", "80", "--duration", "1", "--senders", "5"]
 
     result = CliRunner().invoke(cli, args, env=env)
@@ -86,3 +94,59 @@ def test_simulate_without_any_secret_explains_what_to_configure(server_url: str)
 
     assert result.exit_code == 2
     assert "KOBLIAT_WHATSAPP_APP_SECRET" in result.output
+
+
+def test_serve_then_simulate_as_processes_then_conversations_are_listed(
+    db_url: str, tmp_path: Path
+) -> None:
+    # The flow a new user follows: one .env for both commands, serve, simulate, list.
+    (tmp_path / ".env").write_text(
+        "\n".join(f"{name}={value}" for name, value in SECRETS.items()) + "\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
+    env.update(KOBLIAT_DATABASE_URL=db_url, KOBLIAT_RELAY_ENABLED="false")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen(
+            [str(KOBLIAT), "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, serve)
+        simulated = subprocess.run(
+            [str(KOBLIAT), "simulate", "--url", base, "--duration", "2", "--rate", "30"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+        (key,) = [line for line in log.read_text().splitlines() if line.startswith("kbl_")]
+        page = httpx.get(
+            f"{base}/conversations?limit=500",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).json()
+    finally:
+        serve.terminate()
+        serve.wait(timeout=20)
+    assert len(page["data"]) > 0
+    assert {c["channel"] for c in page["data"]} >= {"whatsapp", "telegram", "sms", "generic"}
+
+
+def wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited with {proc.returncode}"
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("serve did not come up")
