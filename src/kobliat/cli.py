@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -45,6 +47,21 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=logs.uvicorn_log_config(),
     )
+
+
+@app.command("dev-secrets")
+def dev_secrets(
+    path: Path = typer.Option(Path(".env"), help="the env file to write"),
+    force: bool = typer.Option(False, help="replace secrets that are already set"),
+) -> None:
+    """Write random webhook secrets for local development to .env (read by serve and simulate)."""
+    from kobliat import devsecrets
+
+    names = devsecrets.write_env(path, force=force)
+    if names:
+        console.print(f"wrote {', '.join(names)} to {path}")
+    else:
+        console.print(f"{path} already sets every channel secret (use --force to replace them)")
 
 
 @app.command()

@@ -1,0 +1,33 @@
+"""`kobliat dev-secrets`: a `.env` with fresh random webhook secrets for local development,
+so `serve` and `simulate` agree without anyone committing or pasting secrets."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from pathlib import Path
+
+
+def generate() -> dict[str, str]:
+    """One fresh random secret per channel setting."""
+    return {
+        "KOBLIAT_WHATSAPP_APP_SECRET": secrets.token_hex(16),
+        "KOBLIAT_WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
+        "KOBLIAT_TELEGRAM_SECRET_TOKEN": secrets.token_urlsafe(24),
+        "KOBLIAT_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "KOBLIAT_GENERIC_WEBHOOK_SECRET": "whsec_"
+        + base64.b64encode(secrets.token_bytes(24)).decode(),
+    }
+
+
+def write_env(path: Path, *, force: bool = False) -> list[str]:
+    """Add the settings missing from `path` (all of them with `force`); returns the names set."""
+    existing = path.read_text().splitlines() if path.exists() else []
+    present = {line.split("=", 1)[0].strip() for line in existing if "=" in line}
+    fresh = generate()
+    chosen = {k: v for k, v in fresh.items() if force or k not in present}
+    kept = [line for line in existing if line.split("=", 1)[0].strip() not in chosen]
+    lines = kept + [f"{name}={value}" for name, value in chosen.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return list(chosen)
