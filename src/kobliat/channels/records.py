@@ -10,20 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from kobliat.messages.model import ContentType as ContentType  # re-exported for the adapters
+
 ConversationKind = Literal["direct", "group", "multi"]
-ContentType = Literal[
-    "text",
-    "image",
-    "audio",
-    "video",
-    "file",
-    "location",
-    "contacts",
-    "interactive",
-    "reaction",
-    "structured",
-    "unknown",
-]
 StatusName = Literal["sent", "delivered", "read", "failed"]
 
 

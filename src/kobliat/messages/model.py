@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID, uuid4
 
 from kobliat.errors import InvalidInput
 from kobliat.events.envelope import DomainEvent, isoformat
 
 Direction = Literal["inbound", "outbound", "system"]
-CONTENT_TYPES = (
+ContentType = Literal[
     "text",
     "image",
     "audio",
@@ -23,7 +23,8 @@ CONTENT_TYPES = (
     "reaction",
     "structured",
     "unknown",
-)
+]
+CONTENT_TYPES: tuple[str, ...] = get_args(ContentType)
 # Delivery statuses only move forward. A provider may report `read` without `delivered`, or
 # report statuses out of order; a `failed` after `delivered` is a multi-device crossing and is
 # ignored, while a `delivered`/`read` after `failed` means the message did arrive after all.

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from kobliat.http import Strict
-from kobliat.messages.model import Message
-
-ContentType = Literal[
-    "text",
-    "image",
-    "audio",
-    "video",
-    "file",
-    "location",
-    "contacts",
-    "interactive",
-    "reaction",
-    "structured",
-    "unknown",
-]
+from kobliat.messages.model import ContentType, Message
 
 
 class MessageOut(BaseModel):
