@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
+
+T = TypeVar("T")
 
 
 class CursorError(ValueError):
@@ -60,3 +63,14 @@ def _convert(value: Any, wanted: type) -> Any:
     if not isinstance(value, wanted):
         raise TypeError(f"not a {wanted.__name__}")
     return value
+
+
+def page_of(
+    rows: Sequence[T], *, limit: int, kind: str, key: Callable[[T], tuple[Any, ...]]
+) -> tuple[list[T], str | None]:
+    """Cut `limit + 1` fetched rows to a page; the cursor (from the last row's sort `key`) is
+    given only when the extra row proved that another page exists."""
+    items = list(rows[:limit])
+    if len(rows) > limit:
+        return items, encode(kind, *key(items[-1]))
+    return items, None

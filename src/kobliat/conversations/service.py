@@ -189,12 +189,9 @@ def list_page(
         channel=channel,
         customer_id=customer_id,
     )
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = pagination.encode("conversations", last.activity_at, last.id)
-    return items, next_cursor
+    return pagination.page_of(
+        rows, limit=limit, kind="conversations", key=lambda c: (c.activity_at, c.id)
+    )
 
 
 def _locked(uow: UnitOfWork, conversation_id: UUID) -> Conversation:

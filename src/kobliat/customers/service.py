@@ -107,9 +107,6 @@ def list_page(
         limit=limit + 1,
         external_type=external_type.strip().lower() if external_type else None,
     )
-    items = list(rows[:limit])
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = pagination.encode("customers", last.created_at, last.id)
-    return items, next_cursor
+    return pagination.page_of(
+        rows, limit=limit, kind="customers", key=lambda c: (c.created_at, c.id)
+    )

@@ -282,9 +282,4 @@ def list_page(
         limit=limit + 1,
         newest_first=newest_first,
     )
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = pagination.encode(kind, last.sent_at, last.id)
-    return items, next_cursor
+    return pagination.page_of(rows, limit=limit, kind=kind, key=lambda m: (m.sent_at, m.id))
