@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
 import typer
 from rich.console import Console
 
@@ -38,6 +41,30 @@ def serve(
     console.print(f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs)")
     uvicorn.run(create_app(settings, container=container), host=host, port=port,
                 log_level=settings.log_level.lower())
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay on its own (NATS, HTTP subscriptions, pruning); no HTTP API."""
+    from kobliat import bootstrap
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    container = bootstrap.build(settings)
+    relay = bootstrap.build_relay(container)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, relay.stop)
+        await relay.run()
+
+    nats = "NATS and " if settings.nats_url else ""
+    console.print(f"kobliat relay delivering to {nats}HTTP subscriptions (Ctrl-C stops)")
+    try:
+        asyncio.run(run())
+    finally:
+        container.close()
 
 
 @app.command()

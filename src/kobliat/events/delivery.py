@@ -5,6 +5,7 @@ No SQL or I/O here; `delivery_store` persists these and `relay` drives them.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -111,3 +112,8 @@ class RetryPolicy:
     def is_exhausted(self, attempts: int) -> bool:
         """True when `attempts` failed attempts are the last allowed."""
         return self.max_attempts is not None and attempts >= self.max_attempts
+
+
+def body_of(event: PendingEvent) -> bytes:
+    """The bytes every sink receives: the CloudEvents JSON envelope, compact."""
+    return json.dumps(event.envelope, separators=(",", ":"), ensure_ascii=False).encode()
