@@ -18,6 +18,7 @@ from sqlalchemy import create_engine
 
 from kobliat.db import migrate
 from kobliat.db.engine import Database
+from tests.support.nats import NatsServer, NatsUnavailable
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
 TEMPLATE = "kobliat_template"
@@ -83,3 +84,15 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url, pool_size=60)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server -js for one test (JetStream store under tmp_path), stopped after."""
+    try:
+        server = NatsServer(tmp_path / "nats")
+    except NatsUnavailable as exc:
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.stop()
