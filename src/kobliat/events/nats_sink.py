@@ -48,6 +48,7 @@ class NatsSink:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._stream_ready = False
+        self._stream_lock = asyncio.Lock()
         self._connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -92,12 +93,15 @@ class NatsSink:
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         """Create the stream (subjects `kobliat.>`) when it does not exist."""
-        try:
-            await js.stream_info(self._stream)
-        except nats.js.errors.NotFoundError:
-            await js.add_stream(name=self._stream, subjects=[SUBJECT_PREFIX + ">"])
-            log.info("nats stream created", stream=self._stream)
-        self._stream_ready = True
+        async with self._stream_lock:  # many deliveries start at once; one of them checks
+            if self._stream_ready:
+                return
+            try:
+                await js.stream_info(self._stream)
+            except nats.js.errors.NotFoundError:
+                await js.add_stream(name=self._stream, subjects=[SUBJECT_PREFIX + ">"])
+                log.info("nats stream created", stream=self._stream)
+            self._stream_ready = True
 
     async def deliver(self, sink: Sink, event: PendingEvent) -> None:
         """Publish one event and wait for JetStream's acknowledgement."""
