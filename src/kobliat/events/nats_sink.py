@@ -49,6 +49,7 @@ class NatsSink:
         self._js: JetStreamContext | None = None
         self._stream_ready = False
         self._stream_lock = asyncio.Lock()
+        self._closing = False
         self._connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -75,7 +76,8 @@ class NatsSink:
         log.debug("nats error", error=f"{type(exc).__name__}: {exc}")
 
     async def _on_disconnected(self) -> None:
-        log.warning("nats disconnected; events wait in the outbox")
+        if not self._closing:
+            log.warning("nats disconnected; events wait in the outbox")
 
     async def _on_reconnected(self) -> None:
         self._stream_ready = False  # a restarted server may have lost it
@@ -126,6 +128,7 @@ class NatsSink:
 
     async def close(self) -> None:
         """Stop connecting and close the connection."""
+        self._closing = True
         if self._connecting is not None:
             self._connecting.cancel()
             with contextlib.suppress(BaseException):
