@@ -108,7 +108,7 @@ async def _read_stream(url: str, subject: str) -> list[dict[str, Any]]:
         while True:
             try:
                 batch = await sub.fetch(500, timeout=1)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises asyncio.TimeoutError too
                 return found
             for msg in batch:
                 found.append({"subject": msg.subject,

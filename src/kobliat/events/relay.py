@@ -148,6 +148,10 @@ class Relay:
 
     # --- dispatch -----------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
+        # Register the NATS sink before dispatching anything, or the first rows would be
+        # handed to the other sinks only.
+        if "nats" in self.transports:
+            await self._write(sinks_store.ensure_nats_sink)
         while True:
             if not await self._read(store.has_undispatched):
                 await self._nap()
@@ -167,8 +171,6 @@ class Relay:
     # --- workers ------------------------------------------------------------------------------
     async def _supervise_loop(self) -> None:
         """Keep one set of workers per sink this relay can deliver to."""
-        if "nats" in self.transports:
-            await self._write(sinks_store.ensure_nats_sink)
         while True:
             wanted = {s.id: s for s in await self._read(sinks_store.all_sinks)
                       if s.kind in self.transports}
