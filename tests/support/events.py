@@ -12,6 +12,7 @@ from uuid import uuid4
 
 import nats
 import nats.errors
+import nats.js.errors
 
 from kobliat import bootstrap
 from kobliat.bootstrap import Container
@@ -103,7 +104,10 @@ async def _read_stream(url: str, subject: str) -> list[dict[str, Any]]:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe(subject, durable=f"reader{uuid4().hex[:8]}")
+        try:
+            sub = await js.pull_subscribe(subject, durable=f"reader{uuid4().hex[:8]}")
+        except nats.js.errors.NotFoundError:
+            return []  # the relay has not created the stream yet
         found: list[dict[str, Any]] = []
         while True:
             try:
