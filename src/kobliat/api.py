@@ -49,8 +49,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app.state.kobliat = container
     problems.install(app)
     authed = [Depends(require_api_key)]
-    routers = (customers_router, conversations_router, messages_router, events_router,
-               subscriptions_router)
+    routers = (
+        customers_router,
+        conversations_router,
+        messages_router,
+        events_router,
+        subscriptions_router,
+    )
     for router in routers:
         app.include_router(router, dependencies=authed)
     _health_routes(app)
@@ -78,7 +83,9 @@ async def _relay(app: FastAPI) -> AsyncIterator[None]:
         app.state.relay = None
 
 
-async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+async def _measure(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
     started = time.perf_counter()
     response = await call_next(request)
     route = request.scope.get("route")
@@ -102,7 +109,9 @@ def _health_routes(app: FastAPI) -> None:
             with kobliat.db.reading() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
-            raise problems.Problem(503, "database-unavailable", f"database: {type(exc).__name__}")
+            raise problems.Problem(
+                503, "database-unavailable", f"database: {type(exc).__name__}"
+            ) from exc
         # Relay lag does not make the API unready: events wait in the outbox meanwhile.
         relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return {"status": "ready", "database": "ok", "relay": relay}

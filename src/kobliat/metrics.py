@@ -12,11 +12,10 @@ HTTP_LATENCY = Histogram(
 )
 
 # Event delivery. `sink` is "nats" or an HTTP subscription's id.
-EVENTS_DELIVERED = Counter(
-    "kobliat_events_delivered_total", "Events a sink acknowledged", ["sink"]
-)
+EVENTS_DELIVERED = Counter("kobliat_events_delivered_total", "Events a sink acknowledged", ["sink"])
 EVENT_DELIVERY_FAILURES = Counter(
-    "kobliat_event_delivery_failures_total", "Delivery attempts a sink did not acknowledge",
+    "kobliat_event_delivery_failures_total",
+    "Delivery attempts a sink did not acknowledge",
     ["sink"],
 )
 EVENTS_DEAD_LETTERED = Counter(
@@ -32,10 +31,9 @@ SINK_PENDING = Gauge(
     "kobliat_sink_pending_aggregates", "Aggregates with events waiting for a sink", ["sink"]
 )
 SINK_DEAD_LETTERS = Gauge(
-    "kobliat_sink_dead_letters", "Aggregates dead-lettered for a sink (waiting for replay)",
+    "kobliat_sink_dead_letters",
+    "Aggregates dead-lettered for a sink (waiting for replay)",
     ["sink"],
 )
-SINK_LAG = Gauge(
-    "kobliat_sink_lag_seconds", "Age of the oldest event waiting for a sink", ["sink"]
-)
+SINK_LAG = Gauge("kobliat_sink_lag_seconds", "Age of the oldest event waiting for a sink", ["sink"])
 OUTBOX_PRUNED = Counter("kobliat_outbox_pruned_total", "Delivered outbox rows pruned")

@@ -42,14 +42,21 @@ def test_burst_of_1000_changes_arrives_everywhere_in_aggregate_order(
         assert len(expected) >= 1000
 
         wait_for(lambda: receiver.accepted_ids() >= set(expected), timeout=240, what="webhooks")
-        wait_for(lambda: len({e.data["id"] for e in whole.events}) >= len(expected),
-                 timeout=240, what="the SSE stream")
+        wait_for(
+            lambda: len({e.data["id"] for e in whole.events}) >= len(expected),
+            timeout=240,
+            what="the SSE stream",
+        )
         first_part.join()
-        rest = SseCollector(base, KEY, last_event_id=first_part.events[-1].id,
-                            stop_after=len(expected) - 300).start()
+        rest = SseCollector(
+            base, KEY, last_event_id=first_part.events[-1].id, stop_after=len(expected) - 300
+        ).start()
         rest.join(timeout=120)
-        wait_for(lambda: {m["msg_id"] for m in read_stream(nats_server.url)} >= set(expected),
-                 timeout=240, what="NATS")
+        wait_for(
+            lambda: {m["msg_id"] for m in read_stream(nats_server.url)} >= set(expected),
+            timeout=240,
+            what="NATS",
+        )
         whole.stop()
 
     http_events = [d.event for d in receiver.accepted()]

@@ -48,8 +48,11 @@ def test_nats_outage_delays_events_and_loses_none(db_url: str, nats_server: Nats
         nats_server.start()  # same port, same JetStream store
         _post_messages(base, chats, 100, start=500)
         expected = expected_events(container.db)
-        wait_for(lambda: stream_count(nats_server.url) >= len(expected), timeout=240,
-                 what="every event in the stream after the outage")
+        wait_for(
+            lambda: stream_count(nats_server.url) >= len(expected),
+            timeout=240,
+            what="every event in the stream after the outage",
+        )
 
     stream = read_stream(nats_server.url)
     ids = [m["msg_id"] for m in stream]

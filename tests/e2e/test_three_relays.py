@@ -25,20 +25,24 @@ from tests.support.relay import running_relay, wait_for
 def test_three_relays_deliver_everything_in_aggregate_order(
     pg_url: str, nats_server: NatsServer
 ) -> None:
-    containers = [a_container(pg_url, nats_url=nats_server.url, relay_batch_size=5)
-                  for _ in range(3)]
+    containers = [
+        a_container(pg_url, nats_url=nats_server.url, relay_batch_size=5) for _ in range(3)
+    ]
     writer = containers[0].db
     with running_receiver() as receiver, ExitStack() as stack:
-        writer.run(lambda uow: subscriptions.create(
-            uow, url=receiver.url, event_types=None, secret=None))
+        writer.run(
+            lambda uow: subscriptions.create(uow, url=receiver.url, event_types=None, secret=None)
+        )
         relays = [stack.enter_context(running_relay(c)) for c in containers]
         # Few aggregates, many events each: the relays contend for the same aggregates.
         burst(writer, changes=1000, conversations=6, threads=12)
         expected = expected_events(writer)
-        wait_for(lambda: receiver.accepted_ids() >= set(expected), timeout=240,
-                 what="webhooks")
-        wait_for(lambda: {m["msg_id"] for m in read_stream(nats_server.url)} >= set(expected),
-                 timeout=240, what="NATS")
+        wait_for(lambda: receiver.accepted_ids() >= set(expected), timeout=240, what="webhooks")
+        wait_for(
+            lambda: {m["msg_id"] for m in read_stream(nats_server.url)} >= set(expected),
+            timeout=240,
+            what="NATS",
+        )
         per_relay = [sum(c["delivered"] for c in r.counts.values()) for r in relays]
 
     http_events = [d.event for d in receiver.accepted()]
@@ -47,8 +51,10 @@ def test_three_relays_deliver_everything_in_aggregate_order(
     stream = read_stream(nats_server.url)
     assert {m["msg_id"] for m in stream} == set(expected)
     assert_in_aggregate_order(m["event"] for m in stream)
-    print(f"three relays: {len(expected)} events, delivered per relay {per_relay}, "
-          f"HTTP received {len(http_events)}, stream holds {len(stream)}")
+    print(
+        f"three relays: {len(expected)} events, delivered per relay {per_relay}, "
+        f"HTTP received {len(http_events)}, stream holds {len(stream)}"
+    )
     assert sum(1 for n in per_relay if n > 0) >= 2, "the relays shared the work"
     for container in containers:
         container.close()

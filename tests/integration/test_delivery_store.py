@@ -23,33 +23,57 @@ POLICY = RetryPolicy(base_seconds=60, max_seconds=60, max_attempts=2)
 
 
 def _sink(db: Database, event_types: list[str] | None = None) -> Sink:
-    return db.run(lambda uow: subscriptions.create(
-        uow, url="http://127.0.0.1:9/hook", event_types=event_types, secret=None))
+    return db.run(
+        lambda uow: subscriptions.create(
+            uow, url="http://127.0.0.1:9/hook", event_types=event_types, secret=None
+        )
+    )
 
 
 def _dispatch(db: Database) -> None:
-    db.run(lambda uow: store.dispatch(uow.connection, sinks_store.all_sinks(uow.connection),
-                                      limit=1000, now=utcnow()))
+    db.run(
+        lambda uow: store.dispatch(
+            uow.connection, sinks_store.all_sinks(uow.connection), limit=1000, now=utcnow()
+        )
+    )
 
 
 def _claim(db: Database, sink: Sink, owner: str = "me") -> list[Claim]:
-    return db.run(lambda uow: store.claim(uow.connection, sink, owner=owner, limit=100,
-                                          lease=timedelta(minutes=1), now=utcnow()))
+    return db.run(
+        lambda uow: store.claim(
+            uow.connection, sink, owner=owner, limit=100, lease=timedelta(minutes=1), now=utcnow()
+        )
+    )
 
 
 def _succeed(db: Database, sink: Sink, claims: list[Claim], owner: str = "me") -> None:
-    outcomes = [Outcome(c.aggregate_id, c.delivered, c.covers, None, None, c.attempts)
-                for c in claims]
-    db.run(lambda uow: store.record(uow.connection, sink.id, owner=owner, outcomes=outcomes,
-                                    policy=POLICY, now=utcnow()))
+    outcomes = [
+        Outcome(c.aggregate_id, c.delivered, c.covers, None, None, c.attempts) for c in claims
+    ]
+    db.run(
+        lambda uow: store.record(
+            uow.connection, sink.id, owner=owner, outcomes=outcomes, policy=POLICY, now=utcnow()
+        )
+    )
 
 
 def _fail(db: Database, sink: Sink, claims: list[Claim]) -> int:
-    outcomes = [Outcome(c.aggregate_id, c.delivered, c.delivered, c.events[0].created_at,
-                        "HTTP 500", c.attempts) for c in claims]
-    return db.run(lambda uow: store.record(uow.connection, sink.id, owner="me",
-                                           outcomes=outcomes, policy=POLICY,
-                                           now=utcnow() - timedelta(hours=1)))
+    outcomes = [
+        Outcome(
+            c.aggregate_id, c.delivered, c.delivered, c.events[0].created_at, "HTTP 500", c.attempts
+        )
+        for c in claims
+    ]
+    return db.run(
+        lambda uow: store.record(
+            uow.connection,
+            sink.id,
+            owner="me",
+            outcomes=outcomes,
+            policy=POLICY,
+            now=utcnow() - timedelta(hours=1),
+        )
+    )
 
 
 def test_claims_carry_each_aggregates_wanted_events_in_sequence_order(db: Database) -> None:
@@ -89,7 +113,7 @@ def test_replay_since_a_time_delivers_kept_events_again(db: Database) -> None:
     db.run(lambda uow: subscriptions.replay(uow, sink.id, since=before))
     claims = {c.aggregate_id: c for c in _claim(db, sink)}
     assert claims[str(chat.id)].delivered == 0
-    assert [e.sequence for e in claims[str(chat.id)].events][0] == 1
+    assert claims[str(chat.id)].events[0].sequence == 1
 
 
 def test_pruning_removes_only_rows_every_sink_has_acknowledged(db: Database) -> None:
@@ -102,8 +126,9 @@ def test_pruning_removes_only_rows_every_sink_has_acknowledged(db: Database) -> 
     a_conversation(db)  # not dispatched yet
     kept_before = count(db, outbox)
 
-    assert db.run(lambda uow: store.prune(uow.connection,
-                                          cutoff=utcnow() - timedelta(hours=1))) == 0
+    assert (
+        db.run(lambda uow: store.prune(uow.connection, cutoff=utcnow() - timedelta(hours=1))) == 0
+    )
     removed = db.run(lambda uow: store.prune(uow.connection, cutoff=utcnow() + timedelta(1)))
 
     with db.reading() as conn:
@@ -131,7 +156,9 @@ def test_feed_keeps_aggregate_order_when_an_older_transaction_commits_later(
     with db.reading() as conn:
         page = feed.read_feed(conn, after=None, limit=10)
     assert [(e["data"]["label"], e["sequence"]) for e in page.events] == [
-        ("first", 1), ("second", 2)]
+        ("first", 1),
+        ("second", 2),
+    ]
     db.dispose()
 
 
@@ -154,17 +181,23 @@ def test_two_relays_claiming_at_once_never_share_an_aggregate(pg_url: str) -> No
         a_conversation(db)
     _dispatch(db)
     with UnitOfWork(db.engine) as first:
-        mine = store.claim(first.connection, sink, owner="a", limit=4,
-                           lease=timedelta(minutes=1), now=utcnow())
+        mine = store.claim(
+            first.connection, sink, owner="a", limit=4, lease=timedelta(minutes=1), now=utcnow()
+        )
         theirs = _claim(db, sink, owner="b")  # while the first claim is not committed
         first.commit()
     assert len(mine) == 4
     assert {c.aggregate_id for c in mine}.isdisjoint(c.aggregate_id for c in theirs)
     assert _claim(db, sink, owner="c") == [] or not (
-        {c.aggregate_id for c in _claim(db, sink, owner="c")} & {c.aggregate_id for c in mine})
+        {c.aggregate_id for c in _claim(db, sink, owner="c")} & {c.aggregate_id for c in mine}
+    )
     db.dispose()
 
 
 def _event(aggregate: UUID, label: str) -> DomainEvent:
-    return DomainEvent(type="test.happened", aggregate_type="conversation",
-                       aggregate_id=aggregate, data={"label": label})
+    return DomainEvent(
+        type="test.happened",
+        aggregate_type="conversation",
+        aggregate_id=aggregate,
+        data={"label": label},
+    )

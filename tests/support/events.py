@@ -39,14 +39,14 @@ def a_container(db_url: str, **overrides: Any) -> Container:
     return bootstrap.build(Settings(**values), run_migrations=False)
 
 
-def burst(db: Database, *, changes: int = 1000, conversations: int = 20,
-          threads: int = 8) -> None:
+def burst(db: Database, *, changes: int = 1000, conversations: int = 20, threads: int = 8) -> None:
     """`changes` committed state changes, from concurrent writers, spread over a few
     conversations (messages) and their customers (profile updates)."""
     people = [a_customer(db) for _ in range(conversations * 2)]
-    chats = [a_conversation(db, channel="api", participants=[people[2 * i].id,
-                                                             people[2 * i + 1].id])
-             for i in range(conversations)]
+    chats = [
+        a_conversation(db, channel="api", participants=[people[2 * i].id, people[2 * i + 1].id])
+        for i in range(conversations)
+    ]
     jobs = list(range(changes - len(people) - len(chats)))
     lock = threading.Lock()
 
@@ -115,9 +115,13 @@ async def _read_stream(url: str, subject: str) -> list[dict[str, Any]]:
             except TimeoutError:  # nats-py raises asyncio.TimeoutError too
                 return found
             for msg in batch:
-                found.append({"subject": msg.subject,
-                              "msg_id": (msg.headers or {}).get("Nats-Msg-Id"),
-                              "event": json.loads(msg.data)})
+                found.append(
+                    {
+                        "subject": msg.subject,
+                        "msg_id": (msg.headers or {}).get("Nats-Msg-Id"),
+                        "event": json.loads(msg.data),
+                    }
+                )
                 await msg.ack()
     finally:
         await nc.close()
@@ -125,6 +129,7 @@ async def _read_stream(url: str, subject: str) -> list[dict[str, Any]]:
 
 def stream_count(url: str, stream: str = "KOBLIAT") -> int:
     """Messages stored in the stream (0 when it does not exist yet)."""
+
     async def count() -> int:
         nc = await nats.connect(url)
         try:

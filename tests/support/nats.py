@@ -46,10 +46,21 @@ class NatsServer:
     def start(self, timeout: float = 20.0) -> None:
         """Start and wait until it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        command = [str(self.binary), "-js", "-sd", str(self.store_dir / "js"),
-                   "-a", "127.0.0.1", "-p", str(self.port), "-l", str(self._log)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+        command = [
+            str(self.binary),
+            "-js",
+            "-sd",
+            str(self.store_dir / "js"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-l",
+            str(self._log),
+        ]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

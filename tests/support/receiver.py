@@ -56,8 +56,7 @@ def running_receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            delivery = Delivery(headers={k.lower(): v for k, v in self.headers.items()},
-                                body=body)
+            delivery = Delivery(headers={k.lower(): v for k, v in self.headers.items()}, body=body)
             if state.delay:
                 time.sleep(state.delay)
             with state.lock:

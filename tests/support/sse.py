@@ -56,9 +56,10 @@ class SseCollector:
         headers = {"authorization": f"Bearer {self.api_key}"}
         if self.last_event_id:
             headers["last-event-id"] = self.last_event_id
-        with httpx.Client(timeout=httpx.Timeout(60, read=None)) as client, client.stream(
-            "GET", f"{self.base_url}/events/stream", headers=headers
-        ) as response:
+        with (
+            httpx.Client(timeout=httpx.Timeout(60, read=None)) as client,
+            client.stream("GET", f"{self.base_url}/events/stream", headers=headers) as response,
+        ):
             response.raise_for_status()
             self._response = response
             for event in read_sse(_lines_until_closed(response)):

@@ -29,8 +29,10 @@ def test_signature_matches_the_specification_example() -> None:
     # The example in the Standard Webhooks specification.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     body = b'{"test": 2432232314}'
-    assert signing.sign(secret, msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp=1614265330,
-                        body=body) == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert (
+        signing.sign(secret, msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp=1614265330, body=body)
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
 def test_generated_secrets_hold_32_random_bytes() -> None:
@@ -49,8 +51,9 @@ def test_backoff_doubles_within_jitter_and_is_capped() -> None:
     policy = RetryPolicy(base_seconds=1, max_seconds=30, max_attempts=5)
     for attempts, ceiling in [(1, 1), (2, 2), (3, 4), (5, 16), (9, 30)]:
         delays = {policy.delay(attempts) for _ in range(50)}
-        assert all(timedelta(seconds=ceiling / 2) <= d <= timedelta(seconds=ceiling)
-                   for d in delays)
+        assert all(
+            timedelta(seconds=ceiling / 2) <= d <= timedelta(seconds=ceiling) for d in delays
+        )
         assert len(delays) > 1, "jittered"
     assert not policy.is_exhausted(4) and policy.is_exhausted(5)
     assert not RetryPolicy(base_seconds=1, max_seconds=1, max_attempts=None).is_exhausted(10**6)

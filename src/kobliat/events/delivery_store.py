@@ -86,8 +86,9 @@ def dispatch(
     return len(rows), {sink_id for sink_id, _ in targets}
 
 
-def _widen(targets: dict[tuple[UUID, str], dict[str, Any]], sink_id: UUID, row: Any,
-           now: datetime) -> None:
+def _widen(
+    targets: dict[tuple[UUID, str], dict[str, Any]], sink_id: UUID, row: Any, now: datetime
+) -> None:
     key = (sink_id, row.aggregate_id)
     found = targets.get(key)
     if found is None:
@@ -140,8 +141,10 @@ def _due(sink_id: UUID, now: datetime) -> Any:
 
 def has_due(conn: Connection, sink_id: UUID, *, now: datetime) -> bool:
     """True when some head of the sink waits for delivery (a cheap read before claiming)."""
-    return conn.execute(select(heads.c.aggregate_id).where(_due(sink_id, now)).limit(1)).first() \
+    return (
+        conn.execute(select(heads.c.aggregate_id).where(_due(sink_id, now)).limit(1)).first()
         is not None
+    )
 
 
 def claim(
@@ -156,8 +159,12 @@ def claim(
 ) -> list[Claim]:
     """Lease up to `limit` due heads of `sink` to `owner` and load their next events."""
     stmt = (
-        select(heads.c.aggregate_id, heads.c.delivered_sequence, heads.c.target_sequence,
-               heads.c.attempts)
+        select(
+            heads.c.aggregate_id,
+            heads.c.delivered_sequence,
+            heads.c.target_sequence,
+            heads.c.attempts,
+        )
         .where(_due(sink.id, now))
         .order_by(heads.c.next_attempt_at)
         .limit(limit)
@@ -170,11 +177,12 @@ def claim(
         .where(heads.c.sink_id == sink.id, heads.c.aggregate_id.in_([r.aggregate_id for r in rows]))
         .values(leased_until=now + lease, lease_owner=owner)
     )
-    covers = {
-        r.aggregate_id: min(r.target_sequence, r.delivered_sequence + per_head) for r in rows
-    }
-    loaded = _load(conn, [(r.aggregate_id, r.delivered_sequence, covers[r.aggregate_id])
-                          for r in rows], wants=sink.wants)
+    covers = {r.aggregate_id: min(r.target_sequence, r.delivered_sequence + per_head) for r in rows}
+    loaded = _load(
+        conn,
+        [(r.aggregate_id, r.delivered_sequence, covers[r.aggregate_id]) for r in rows],
+        wants=sink.wants,
+    )
     return [
         Claim(
             aggregate_id=r.aggregate_id,
@@ -192,22 +200,39 @@ def _load(
 ) -> dict[str, list[PendingEvent]]:
     """The wanted events of each (aggregate, after, up to) range, in sequence order."""
     stmt = (
-        select(outbox.c.aggregate_id, outbox.c.event_id, outbox.c.event_type,
-               outbox.c.sequence, outbox.c.envelope, outbox.c.created_at)
-        .where(or_(*(
-            and_(outbox.c.aggregate_id == aggregate_id, outbox.c.sequence > after,
-                 outbox.c.sequence <= upto)
-            for aggregate_id, after, upto in ranges
-        )))
+        select(
+            outbox.c.aggregate_id,
+            outbox.c.event_id,
+            outbox.c.event_type,
+            outbox.c.sequence,
+            outbox.c.envelope,
+            outbox.c.created_at,
+        )
+        .where(
+            or_(
+                *(
+                    and_(
+                        outbox.c.aggregate_id == aggregate_id,
+                        outbox.c.sequence > after,
+                        outbox.c.sequence <= upto,
+                    )
+                    for aggregate_id, after, upto in ranges
+                )
+            )
+        )
         .order_by(outbox.c.aggregate_id, outbox.c.sequence)
     )
     found: dict[str, list[PendingEvent]] = {}
     for row in conn.execute(stmt):
         if wants(row.event_type):
             found.setdefault(row.aggregate_id, []).append(
-                PendingEvent(event_id=row.event_id, event_type=row.event_type,
-                             sequence=row.sequence, envelope=row.envelope,
-                             created_at=row.created_at)
+                PendingEvent(
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    sequence=row.sequence,
+                    envelope=row.envelope,
+                    created_at=row.created_at,
+                )
             )
     return found
 
@@ -260,12 +285,21 @@ def record(
             next_at = now + policy.delay(attempts)
             if policy.is_exhausted(attempts):
                 state, dead = "dead", dead + 1
-        params.append({
-            "b_sink": sink_id, "b_aggregate": outcome.aggregate_id, "b_owner": owner,
-            "b_from": outcome.claimed_from, "b_to": outcome.delivered_to,
-            "b_pending": outcome.pending_since, "b_attempts": attempts, "b_state": state,
-            "b_next": next_at, "b_error": outcome.error, "b_now": now,
-        })
+        params.append(
+            {
+                "b_sink": sink_id,
+                "b_aggregate": outcome.aggregate_id,
+                "b_owner": owner,
+                "b_from": outcome.claimed_from,
+                "b_to": outcome.delivered_to,
+                "b_pending": outcome.pending_since,
+                "b_attempts": attempts,
+                "b_state": state,
+                "b_next": next_at,
+                "b_error": outcome.error,
+                "b_now": now,
+            }
+        )
     if not params:
         return 0
     conn.execute(_RECORD, params)
@@ -296,9 +330,12 @@ def replay(conn: Connection, sink_id: UUID, *, since: datetime | None, now: date
     if since is None:
         return revived
     rows = conn.execute(
-        select(outbox.c.aggregate_id, func.min(outbox.c.sequence).label("first"),
-               func.max(outbox.c.sequence).label("last"),
-               func.min(outbox.c.created_at).label("oldest"))
+        select(
+            outbox.c.aggregate_id,
+            func.min(outbox.c.sequence).label("first"),
+            func.max(outbox.c.sequence).label("last"),
+            func.min(outbox.c.created_at).label("oldest"),
+        )
         .where(outbox.c.created_at >= since, outbox.c.published_at.is_not(None))
         .group_by(outbox.c.aggregate_id)
         .order_by(outbox.c.aggregate_id)
@@ -326,12 +363,23 @@ def _rewind(conn: Connection, sink_id: UUID, rows: Sequence[Any], now: datetime)
             "updated_at": now,
         },
     )
-    conn.execute(stmt, [
-        {"sink_id": sink_id, "aggregate_id": r.aggregate_id, "delivered_sequence": r.first - 1,
-         "target_sequence": r.last, "state": "ready", "attempts": 0, "next_attempt_at": now,
-         "pending_since": r.oldest, "updated_at": now}
-        for r in rows
-    ])
+    conn.execute(
+        stmt,
+        [
+            {
+                "sink_id": sink_id,
+                "aggregate_id": r.aggregate_id,
+                "delivered_sequence": r.first - 1,
+                "target_sequence": r.last,
+                "state": "ready",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "pending_since": r.oldest,
+                "updated_at": now,
+            }
+            for r in rows
+        ],
+    )
 
 
 def prune(conn: Connection, *, cutoff: datetime, limit: int = 5000) -> int:
@@ -340,9 +388,11 @@ def prune(conn: Connection, *, cutoff: datetime, limit: int = 5000) -> int:
     row = outbox.alias("row")
     needed = (
         select(heads.c.sink_id)
-        .where(heads.c.aggregate_id == row.c.aggregate_id,
-               heads.c.delivered_sequence < row.c.sequence,
-               heads.c.target_sequence >= row.c.sequence)
+        .where(
+            heads.c.aggregate_id == row.c.aggregate_id,
+            heads.c.delivered_sequence < row.c.sequence,
+            heads.c.target_sequence >= row.c.sequence,
+        )
         .exists()
     )
     doomed = (
@@ -369,9 +419,12 @@ def backlog(conn: Connection) -> tuple[int, datetime | None, dict[UUID, Backlog]
         select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
     ).one()
     per_sink = conn.execute(
-        select(heads.c.sink_id, func.count(),
-               func.sum(case((heads.c.state == "dead", 1), else_=0)),
-               func.min(heads.c.pending_since))
+        select(
+            heads.c.sink_id,
+            func.count(),
+            func.sum(case((heads.c.state == "dead", 1), else_=0)),
+            func.min(heads.c.pending_since),
+        )
         .where(heads.c.delivered_sequence < heads.c.target_sequence)
         .group_by(heads.c.sink_id)
     ).all()

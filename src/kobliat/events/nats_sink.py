@@ -36,7 +36,12 @@ class NatsSink:
     kind = "nats"
 
     def __init__(
-        self, url: str, *, stream: str, publish_timeout: float, policy: RetryPolicy,
+        self,
+        url: str,
+        *,
+        stream: str,
+        publish_timeout: float,
+        policy: RetryPolicy,
         claim_limit: int,
     ) -> None:
         self.policy = policy

@@ -88,8 +88,9 @@ class Relay:
         finally:
             for task in tasks + [t for ts in self._workers.values() for t in ts]:
                 task.cancel()
-            await asyncio.gather(*tasks, *[t for ts in self._workers.values() for t in ts],
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *tasks, *[t for ts in self._workers.values() for t in ts], return_exceptions=True
+            )
             for transport in self.transports.values():
                 await transport.close()
             log.info("relay stopped", owner=self._owner)
@@ -108,8 +109,11 @@ class Relay:
     def _count(self, sink: Sink, outcome: str) -> None:
         counts = self.counts.setdefault(sink.label, {"delivered": 0, "failed": 0})
         counts[outcome] += 1
-        counter = metrics.EVENTS_DELIVERED if outcome == "delivered" else (
-            metrics.EVENT_DELIVERY_FAILURES)
+        counter = (
+            metrics.EVENTS_DELIVERED
+            if outcome == "delivered"
+            else (metrics.EVENT_DELIVERY_FAILURES)
+        )
         counter.labels(sink.label).inc()
 
     async def _forever(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -156,8 +160,11 @@ class Relay:
             if not await self._read(store.has_undispatched):
                 await self._nap()
                 continue
-            result = await self._write(lambda conn: store.dispatch(
-                conn, sinks_store.all_sinks(conn), limit=DISPATCH_BATCH, now=utcnow()))
+            result = await self._write(
+                lambda conn: store.dispatch(
+                    conn, sinks_store.all_sinks(conn), limit=DISPATCH_BATCH, now=utcnow()
+                )
+            )
             if result is None:  # another relay is dispatching
                 await self._nap()
                 continue
@@ -172,8 +179,11 @@ class Relay:
     async def _supervise_loop(self) -> None:
         """Keep one set of workers per sink this relay can deliver to."""
         while True:
-            wanted = {s.id: s for s in await self._read(sinks_store.all_sinks)
-                      if s.kind in self.transports}
+            wanted = {
+                s.id: s
+                for s in await self._read(sinks_store.all_sinks)
+                if s.kind in self.transports
+            }
             for sink_id in set(self._workers) - set(wanted):
                 for task in self._workers.pop(sink_id):
                     task.cancel()
@@ -202,9 +212,16 @@ class Relay:
                 await self._nap(wake)
                 continue
             outcomes = await asyncio.gather(*(self._deliver(sink, transport, c) for c in claims))
-            dead = await self._write(functools.partial(
-                store.record, sink_id=sink.id, owner=self._owner, outcomes=outcomes,
-                policy=transport.policy, now=utcnow()))
+            dead = await self._write(
+                functools.partial(
+                    store.record,
+                    sink_id=sink.id,
+                    owner=self._owner,
+                    outcomes=outcomes,
+                    policy=transport.policy,
+                    now=utcnow(),
+                )
+            )
             if dead:
                 metrics.EVENTS_DEAD_LETTERED.labels(sink.label).inc(dead)
                 log.warning("events dead-lettered", sink=sink.label, aggregates=dead)
@@ -213,9 +230,16 @@ class Relay:
         # Read first: an idle sink then costs no write transaction (SQLite's lock is shared).
         if not await self._read(lambda conn: store.has_due(conn, sink.id, now=utcnow())):
             return []
-        return await self._write(lambda conn: store.claim(
-            conn, sink, owner=self._owner, limit=transport.claim_limit, lease=transport.lease,
-            now=utcnow()))
+        return await self._write(
+            lambda conn: store.claim(
+                conn,
+                sink,
+                owner=self._owner,
+                limit=transport.claim_limit,
+                lease=transport.lease,
+                now=utcnow(),
+            )
+        )
 
     async def _deliver(self, sink: Sink, transport: Transport, claim: Claim) -> Outcome:
         """Deliver a claim's events in sequence order; stop at the first failure, or before
@@ -225,8 +249,14 @@ class Relay:
         delivered, last_created = claim.delivered, None
         for event in claim.events:
             if time.monotonic() - started > budget:
-                return Outcome(claim.aggregate_id, claim.delivered, delivered, event.created_at,
-                               None, claim.attempts)
+                return Outcome(
+                    claim.aggregate_id,
+                    claim.delivered,
+                    delivered,
+                    event.created_at,
+                    None,
+                    claim.attempts,
+                )
             try:
                 await transport.deliver(sink, event)
             except Exception as exc:
@@ -234,12 +264,19 @@ class Relay:
                 error = str(exc) if isinstance(exc, DeliveryFailed) else type(exc).__name__
                 if not isinstance(exc, DeliveryFailed):
                     log.exception("delivery raised", sink=sink.label)
-                return Outcome(claim.aggregate_id, claim.delivered, delivered, event.created_at,
-                               error, claim.attempts)
+                return Outcome(
+                    claim.aggregate_id,
+                    claim.delivered,
+                    delivered,
+                    event.created_at,
+                    error,
+                    claim.attempts,
+                )
             self._count(sink, "delivered")
             delivered, last_created = event.sequence, event.created_at
-        return Outcome(claim.aggregate_id, claim.delivered, claim.covers, last_created, None,
-                       claim.attempts)
+        return Outcome(
+            claim.aggregate_id, claim.delivered, claim.covers, last_created, None, claim.attempts
+        )
 
     # --- housekeeping -------------------------------------------------------------------------
     async def _housekeeping_loop(self) -> None:

@@ -40,8 +40,9 @@ def list_subscriptions(app: App, limit: Limit = 50, cursor: Cursor = None) -> Pa
     with app.db.reading() as conn:
         items, next_cursor = subscriptions.list_page(conn, cursor=cursor, limit=limit)
         backlogs = subscriptions.backlogs(conn)
-    return Page(data=[SubscriptionOut.of(s, backlogs.get(s.id)) for s in items],
-                next_cursor=next_cursor)
+    return Page(
+        data=[SubscriptionOut.of(s, backlogs.get(s.id)) for s in items], next_cursor=next_cursor
+    )
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)
@@ -60,8 +61,9 @@ def delete_subscription(subscription_id: UUID, app: App) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{subscription_id}/replay", response_model=ReplayOut,
-             status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{subscription_id}/replay", response_model=ReplayOut, status_code=status.HTTP_202_ACCEPTED
+)
 def replay_subscription(
     subscription_id: UUID, app: App, body: Annotated[ReplayIn | None, Body()] = None
 ) -> ReplayOut:

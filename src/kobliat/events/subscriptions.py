@@ -17,9 +17,7 @@ from kobliat.events.delivery import Sink
 KIND = "http"
 
 
-def create(
-    uow: UnitOfWork, *, url: str, event_types: list[str] | None, secret: str | None
-) -> Sink:
+def create(uow: UnitOfWork, *, url: str, event_types: list[str] | None, secret: str | None) -> Sink:
     """Subscribe `url` to events (all, or those `event_types` match) from now on; the secret
     is generated when not given."""
     sink = Sink(
