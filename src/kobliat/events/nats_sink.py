@@ -75,6 +75,9 @@ class NatsSink:
         )
         self._nc = nc
         self._js = nc.jetstream(timeout=self.timeout)
+        # Create the stream now, so consumers can attach before the first event.
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await self._ensure_stream(self._js)
         log.info("nats connected", servers=str(nc.connected_url.netloc) if nc.connected_url else "")
 
     async def _on_error(self, exc: Exception) -> None:
