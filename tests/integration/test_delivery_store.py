@@ -13,8 +13,8 @@ from kobliat.db.tables import delivery_heads, outbox
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.events import delivery_store as store
+from kobliat.events import maintenance_store, sinks_store, subscriptions
 from kobliat.events import outbox as feed
-from kobliat.events import sinks_store, subscriptions
 from kobliat.events.delivery import Claim, Outcome, RetryPolicy, Sink
 from kobliat.events.envelope import DomainEvent
 from tests.builders import a_conversation, count
@@ -127,9 +127,16 @@ def test_pruning_removes_only_rows_every_sink_has_acknowledged(db: Database) -> 
     kept_before = count(db, outbox)
 
     assert (
-        db.run(lambda uow: store.prune(uow.connection, cutoff=utcnow() - timedelta(hours=1))) == 0
+        db.run(
+            lambda uow: maintenance_store.prune(
+                uow.connection, cutoff=utcnow() - timedelta(hours=1)
+            )
+        )
+        == 0
     )
-    removed = db.run(lambda uow: store.prune(uow.connection, cutoff=utcnow() + timedelta(1)))
+    removed = db.run(
+        lambda uow: maintenance_store.prune(uow.connection, cutoff=utcnow() + timedelta(1))
+    )
 
     with db.reading() as conn:
         left = {row.aggregate_id for row in conn.execute(select(outbox.c.aggregate_id))}

@@ -18,7 +18,6 @@ How the relay keeps order with several relays at once:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -116,7 +115,7 @@ def _raise_targets(conn: Connection, params: list[dict[str, Any]]) -> None:
     stmt = stmt.on_conflict_do_update(
         index_elements=[heads.c.sink_id, heads.c.aggregate_id],
         set_={
-            "target_sequence": _larger(new.target_sequence, heads.c.target_sequence),
+            "target_sequence": larger(new.target_sequence, heads.c.target_sequence),
             "pending_since": func.coalesce(heads.c.pending_since, new.pending_since),
             "updated_at": new.updated_at,
         },
@@ -124,7 +123,8 @@ def _raise_targets(conn: Connection, params: list[dict[str, Any]]) -> None:
     conn.execute(stmt, params)
 
 
-def _larger(a: Any, b: Any) -> Any:
+def larger(a: Any, b: Any) -> Any:
+    """SQL for the larger of two values (GREATEST, which SQLite spells differently)."""
     return case((a > b, a), else_=b)
 
 
@@ -158,23 +158,13 @@ def claim(
     per_head: int = 100,
 ) -> list[Claim]:
     """Lease up to `limit` due heads of `sink` to `owner` and load their next events."""
-    stmt = (
-        select(
-            heads.c.aggregate_id,
-            heads.c.delivered_sequence,
-            heads.c.target_sequence,
-            heads.c.attempts,
-        )
-        .where(_due(sink.id, now))
-        .order_by(heads.c.next_attempt_at)
-        .limit(limit)
-    )
-    rows = conn.execute(dialect.skip_locked(conn, stmt)).all()
+    rows = _lock_due(conn, sink.id, now=now, limit=limit)
     if not rows:
         return []
+    leased = [r.aggregate_id for r in rows]
     conn.execute(
         update(heads)
-        .where(heads.c.sink_id == sink.id, heads.c.aggregate_id.in_([r.aggregate_id for r in rows]))
+        .where(heads.c.sink_id == sink.id, heads.c.aggregate_id.in_(leased))
         .values(leased_until=now + lease, lease_owner=owner)
     )
     covers = {r.aggregate_id: min(r.target_sequence, r.delivered_sequence + per_head) for r in rows}
@@ -193,6 +183,22 @@ def claim(
         )
         for r in rows
     ]
+
+
+def _lock_due(conn: Connection, sink_id: UUID, *, now: datetime, limit: int) -> Sequence[Any]:
+    """Lock due heads, skipping those another relay is claiming right now."""
+    stmt = (
+        select(
+            heads.c.aggregate_id,
+            heads.c.delivered_sequence,
+            heads.c.target_sequence,
+            heads.c.attempts,
+        )
+        .where(_due(sink_id, now))
+        .order_by(heads.c.next_attempt_at)
+        .limit(limit)
+    )
+    return conn.execute(dialect.skip_locked(conn, stmt)).all()
 
 
 def _load(
@@ -276,30 +282,10 @@ def record(
     now: datetime,
 ) -> int:
     """Store how far each claim got and release the leases; returns heads now dead-lettered."""
-    params: list[dict[str, Any]] = []
-    dead = 0
-    for outcome in sorted(outcomes, key=lambda o: o.aggregate_id):
-        attempts, state, next_at = 0, "ready", now
-        if outcome.error is not None:
-            attempts = 1 if outcome.progressed else outcome.attempts + 1
-            next_at = now + policy.delay(attempts)
-            if policy.is_exhausted(attempts):
-                state, dead = "dead", dead + 1
-        params.append(
-            {
-                "b_sink": sink_id,
-                "b_aggregate": outcome.aggregate_id,
-                "b_owner": owner,
-                "b_from": outcome.claimed_from,
-                "b_to": outcome.delivered_to,
-                "b_pending": outcome.pending_since,
-                "b_attempts": attempts,
-                "b_state": state,
-                "b_next": next_at,
-                "b_error": outcome.error,
-                "b_now": now,
-            }
-        )
+    params = [
+        {"b_sink": sink_id, "b_owner": owner, "b_now": now, **_next_state(o, policy, now)}
+        for o in sorted(outcomes, key=lambda o: o.aggregate_id)
+    ]
     if not params:
         return 0
     conn.execute(_RECORD, params)
@@ -314,122 +300,25 @@ def record(
             heads.c.lease_owner.is_(None),
         )
     )
-    return dead
+    return sum(1 for p in params if p["b_state"] == "dead")
 
 
-# --- replay, pruning, backlog -----------------------------------------------------------------
-def replay(conn: Connection, sink_id: UUID, *, since: datetime | None, now: datetime) -> int:
-    """Retry the sink's dead-lettered heads now and, with `since`, deliver again every event
-    still in the outbox created at or after it; returns the number of aggregates affected."""
-    dialect.try_relay_lock(conn, DISPATCH_LOCK, wait=True)  # not while a dispatch runs
-    revived = conn.execute(
-        update(heads)
-        .where(heads.c.sink_id == sink_id, heads.c.state == "dead")
-        .values(state="ready", attempts=0, next_attempt_at=now, last_error=None, updated_at=now)
-    ).rowcount
-    if since is None:
-        return revived
-    rows = conn.execute(
-        select(
-            outbox.c.aggregate_id,
-            func.min(outbox.c.sequence).label("first"),
-            func.max(outbox.c.sequence).label("last"),
-            func.min(outbox.c.created_at).label("oldest"),
-        )
-        .where(outbox.c.created_at >= since, outbox.c.published_at.is_not(None))
-        .group_by(outbox.c.aggregate_id)
-        .order_by(outbox.c.aggregate_id)
-    ).all()
-    if rows:
-        _rewind(conn, sink_id, rows, now)
-    return max(revived, len(rows))
-
-
-def _rewind(conn: Connection, sink_id: UUID, rows: Sequence[Any], now: datetime) -> None:
-    stmt = dialect.dialect_insert(conn, heads)
-    new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[heads.c.sink_id, heads.c.aggregate_id],
-        set_={
-            "delivered_sequence": case(
-                (new.delivered_sequence < heads.c.delivered_sequence, new.delivered_sequence),
-                else_=heads.c.delivered_sequence,
-            ),
-            "target_sequence": _larger(new.target_sequence, heads.c.target_sequence),
-            "pending_since": new.pending_since,
-            "state": "ready",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "updated_at": now,
-        },
-    )
-    conn.execute(
-        stmt,
-        [
-            {
-                "sink_id": sink_id,
-                "aggregate_id": r.aggregate_id,
-                "delivered_sequence": r.first - 1,
-                "target_sequence": r.last,
-                "state": "ready",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "pending_since": r.oldest,
-                "updated_at": now,
-            }
-            for r in rows
-        ],
-    )
-
-
-def prune(conn: Connection, *, cutoff: datetime, limit: int = 5000) -> int:
-    """Delete up to `limit` outbox rows created before `cutoff` that every sink has
-    acknowledged (or does not want); returns how many went."""
-    row = outbox.alias("row")
-    needed = (
-        select(heads.c.sink_id)
-        .where(
-            heads.c.aggregate_id == row.c.aggregate_id,
-            heads.c.delivered_sequence < row.c.sequence,
-            heads.c.target_sequence >= row.c.sequence,
-        )
-        .exists()
-    )
-    doomed = (
-        select(row.c.id)
-        .where(row.c.created_at < cutoff, row.c.published_at.is_not(None), ~needed)
-        .order_by(row.c.created_at)
-        .limit(limit)
-    )
-    return conn.execute(delete(outbox).where(outbox.c.id.in_(doomed))).rowcount
-
-
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    """What one sink still has to deliver."""
-
-    pending_aggregates: int
-    dead_letters: int
-    oldest_pending: datetime | None
-
-
-def backlog(conn: Connection) -> tuple[int, datetime | None, dict[UUID, Backlog]]:
-    """(undispatched rows, oldest undispatched time, per-sink backlog)."""
-    waiting, oldest = conn.execute(
-        select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
-    ).one()
-    per_sink = conn.execute(
-        select(
-            heads.c.sink_id,
-            func.count(),
-            func.sum(case((heads.c.state == "dead", 1), else_=0)),
-            func.min(heads.c.pending_since),
-        )
-        .where(heads.c.delivered_sequence < heads.c.target_sequence)
-        .group_by(heads.c.sink_id)
-    ).all()
-    result = {
-        sink_id: Backlog(int(count), int(dead or 0), oldest_pending)
-        for sink_id, count, dead, oldest_pending in per_sink
+def _next_state(outcome: Outcome, policy: RetryPolicy, now: datetime) -> dict[str, Any]:
+    """The head's new state: caught up or moved on, or retried later, or dead-lettered."""
+    attempts, state, next_at = 0, "ready", now
+    if outcome.error is not None:
+        # A failure after progress is the first failure of a new head-of-line event.
+        attempts = 1 if outcome.progressed else outcome.attempts + 1
+        next_at = now + policy.delay(attempts)
+        if policy.is_exhausted(attempts):
+            state = "dead"
+    return {
+        "b_aggregate": outcome.aggregate_id,
+        "b_from": outcome.claimed_from,
+        "b_to": outcome.delivered_to,
+        "b_pending": outcome.pending_since,
+        "b_attempts": attempts,
+        "b_state": state,
+        "b_next": next_at,
+        "b_error": outcome.error,
     }
-    return int(waiting), oldest, result

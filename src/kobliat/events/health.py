@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from kobliat import metrics
 from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
-from kobliat.events import delivery_store, sinks_store
+from kobliat.events import maintenance_store, sinks_store
 from kobliat.events.delivery import Sink
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def snapshot(db: Database, *, relay: Relay | None = None) -> dict[str, Any]:
     `relay` is this process's relay, if it runs one: its connections and counts are added.
     """
     with db.reading() as conn:
-        waiting, oldest, per_sink = delivery_store.backlog(conn)
+        waiting, oldest, per_sink = maintenance_store.backlog(conn)
         sinks = sinks_store.all_sinks(conn)
     now = utcnow()
     oldest_overall = min(
@@ -56,7 +56,9 @@ def snapshot(db: Database, *, relay: Relay | None = None) -> dict[str, Any]:
     }
 
 
-def _sink_entry(sink: Sink, found: delivery_store.Backlog | None, now: datetime) -> dict[str, Any]:
+def _sink_entry(
+    sink: Sink, found: maintenance_store.Backlog | None, now: datetime
+) -> dict[str, Any]:
     return {
         "sink": sink.label,
         "kind": sink.kind,

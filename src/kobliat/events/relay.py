@@ -27,7 +27,7 @@ from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.events import delivery_store as store
-from kobliat.events import sinks_store
+from kobliat.events import maintenance_store, sinks_store
 from kobliat.events.delivery import Claim, DeliveryFailed, Outcome, RetryPolicy, Sink
 
 log = structlog.get_logger(__name__)
@@ -289,7 +289,7 @@ class Relay:
         total = 0
         while True:
             cutoff = utcnow() - self._retention
-            count = await self._write(functools.partial(store.prune, cutoff=cutoff))
+            count = await self._write(functools.partial(maintenance_store.prune, cutoff=cutoff))
             total += count
             if count < 5000:
                 break

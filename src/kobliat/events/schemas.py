@@ -10,7 +10,7 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validato
 
 from kobliat.events import signing
 from kobliat.events.delivery import Sink
-from kobliat.events.delivery_store import Backlog
+from kobliat.events.maintenance_store import Backlog
 from kobliat.http import Strict
 
 _TYPE_PATTERN = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$")

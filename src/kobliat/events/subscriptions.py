@@ -11,7 +11,7 @@ from kobliat import pagination
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.errors import NotFound
-from kobliat.events import delivery_store, signing, sinks_store
+from kobliat.events import maintenance_store, signing, sinks_store
 from kobliat.events.delivery import Sink
 
 KIND = "http"
@@ -63,9 +63,9 @@ def replay(uow: UnitOfWork, subscription_id: UUID, *, since: datetime | None) ->
     """Retry dead-lettered events now; with `since`, also deliver again every event still
     kept in the outbox from that time on. Returns the number of aggregates affected."""
     get(uow.connection, subscription_id)
-    return delivery_store.replay(uow.connection, subscription_id, since=since, now=utcnow())
+    return maintenance_store.replay(uow.connection, subscription_id, since=since, now=utcnow())
 
 
-def backlogs(conn: Connection) -> dict[UUID, delivery_store.Backlog]:
+def backlogs(conn: Connection) -> dict[UUID, maintenance_store.Backlog]:
     """What each sink still has to deliver."""
-    return delivery_store.backlog(conn)[2]
+    return maintenance_store.backlog(conn)[2]
