@@ -20,6 +20,8 @@ from tests.support.receiver import running_receiver
 from tests.support.relay import serving, wait_for
 from tests.support.sse import SseCollector
 
+pytestmark = pytest.mark.nats
+
 KEY = "test-key"
 
 

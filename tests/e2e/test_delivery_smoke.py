@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kobliat.events import subscriptions
 from tests.builders import a_conversation
 from tests.support.events import a_container, expected_events, read_stream
 from tests.support.nats import NatsServer
 from tests.support.receiver import running_receiver
 from tests.support.relay import running_relay, wait_for
+
+pytestmark = pytest.mark.nats
 
 
 def test_relay_delivers_to_http_subscriber_and_nats(db_url: str, nats_server: NatsServer) -> None:

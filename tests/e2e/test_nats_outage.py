@@ -18,6 +18,8 @@ from tests.support.events import (
 from tests.support.nats import NatsServer
 from tests.support.relay import serving, wait_for
 
+pytestmark = pytest.mark.nats
+
 AUTH = {"authorization": "Bearer test-key"}
 
 

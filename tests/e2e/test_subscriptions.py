@@ -144,6 +144,7 @@ def test_failing_aggregate_holds_back_only_its_own_later_events(db_url: str) -> 
     container.close()
 
 
+@pytest.mark.nats
 def test_slow_subscriber_delays_neither_another_subscriber_nor_nats(
     db_url: str, nats_server: NatsServer
 ) -> None:

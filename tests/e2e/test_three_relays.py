@@ -19,6 +19,8 @@ from tests.support.nats import NatsServer
 from tests.support.receiver import running_receiver
 from tests.support.relay import running_relay, wait_for
 
+pytestmark = pytest.mark.nats
+
 
 @pytest.mark.postgres
 @pytest.mark.timeout(600)

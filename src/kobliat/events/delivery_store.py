@@ -11,8 +11,9 @@ How the relay keeps order with several relays at once:
    network call). A leased head belongs to that relay alone, so no two relays deliver events
    of the same aggregate to the same sink at once.
 3. Outcome: the relay delivers the head's next events in sequence order, stopping at the first
-   failure, and then records how far the sink acknowledged. A failing event holds back only its
-   own aggregate for that sink; other aggregates and other sinks have their own heads.
+   failure (or well before its lease could run out), and then records how far the sink
+   acknowledged. A failing event holds back only its own aggregate for that sink; other
+   aggregates and other sinks have their own heads.
 """
 
 from __future__ import annotations
@@ -322,3 +323,12 @@ def _next_state(outcome: Outcome, policy: RetryPolicy, now: datetime) -> dict[st
         "b_next": next_at,
         "b_error": outcome.error,
     }
+
+
+def release(conn: Connection, *, owner: str) -> None:
+    """Give up every lease `owner` holds (a relay shutting down), so others need not wait."""
+    conn.execute(
+        update(heads)
+        .where(heads.c.lease_owner == owner)
+        .values(leased_until=None, lease_owner=None)
+    )

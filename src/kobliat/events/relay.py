@@ -93,10 +93,12 @@ class Relay:
             )
             for transport in self.transports.values():
                 await transport.close()
+            with contextlib.suppress(Exception):  # else the leases expire by themselves
+                await self._write(functools.partial(store.release, owner=self._owner))
             log.info("relay stopped", owner=self._owner)
 
     def stop(self) -> None:
-        """Ask `run()` to finish (leases of claims in flight simply expire)."""
+        """Ask `run()` to finish; deliveries in flight are abandoned (and will be repeated)."""
         self._stop.set()
 
     def sink_report(self, sink: Sink) -> dict[str, Any]:
@@ -109,11 +111,8 @@ class Relay:
     def _count(self, sink: Sink, outcome: str) -> None:
         counts = self.counts.setdefault(sink.label, {"delivered": 0, "failed": 0})
         counts[outcome] += 1
-        counter = (
-            metrics.EVENTS_DELIVERED
-            if outcome == "delivered"
-            else (metrics.EVENT_DELIVERY_FAILURES)
-        )
+        delivered = outcome == "delivered"
+        counter = metrics.EVENTS_DELIVERED if delivered else metrics.EVENT_DELIVERY_FAILURES
         counter.labels(sink.label).inc()
 
     async def _forever(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
