@@ -19,6 +19,7 @@ from sqlalchemy import create_engine
 
 from kobliat.db import migrate
 from kobliat.db.engine import Database
+from tests.support.nats import NatsServer, NatsUnavailable
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
 TEMPLATE = "kobliat_template"
@@ -111,3 +112,17 @@ def client(container: Any) -> Iterator[Any]:
     with TestClient(create_app(container=container)) as http:
         http.headers["Authorization"] = f"Bearer {API_KEY}"
         yield http
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server -js for one test (JetStream store under tmp_path), stopped after."""
+    try:
+        server = NatsServer(tmp_path / "nats")
+    except NatsUnavailable as exc:
+        if os.environ.get("KOBLIAT_REQUIRE_NATS") == "1":
+            pytest.fail(f"nats-server is required but unavailable: {exc}")
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.stop()

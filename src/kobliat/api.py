@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +17,9 @@ from kobliat.auth import require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
+from kobliat.events import health
 from kobliat.events.routes import router as events_router
+from kobliat.events.subscription_routes import router as subscriptions_router
 from kobliat.inbox import worker as inbox_worker
 from kobliat.messages.routes import router as messages_router
 from kobliat.settings import Settings
@@ -31,7 +35,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         owned = container is None
         app.state.kobliat = container or bootstrap.build(settings or Settings())
         try:
-            async with inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings):
+            async with (
+                inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings),
+                _relay(app),
+            ):
                 yield
         finally:
             if owned:
@@ -47,12 +54,39 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app.state.kobliat = container
     problems.install(app)
     authed = [Depends(require_api_key)]
-    for router in (customers_router, conversations_router, messages_router, events_router):
+    routers = (
+        customers_router,
+        conversations_router,
+        messages_router,
+        events_router,
+        subscriptions_router,
+    )
+    for router in routers:
         app.include_router(router, dependencies=authed)
     app.include_router(webhooks_router)  # no API key: each channel's own signature
     _health_routes(app)
     app.middleware("http")(_measure)
     return app
+
+
+@asynccontextmanager
+async def _relay(app: FastAPI) -> AsyncIterator[None]:
+    """Run the outbox relay in this process while the app runs (unless KOBLIAT_RELAY_ENABLED
+    is false, e.g. when `kobliat relay` runs elsewhere)."""
+    kobliat: Container = app.state.kobliat
+    app.state.relay = None
+    if not kobliat.settings.relay_enabled:
+        yield
+        return
+    relay = bootstrap.build_relay(kobliat)
+    task = asyncio.create_task(relay.run())
+    app.state.relay = relay
+    try:
+        yield
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=30)
+        app.state.relay = None
 
 
 async def _measure(
@@ -84,9 +118,14 @@ def _health_routes(app: FastAPI) -> None:
             raise problems.Problem(
                 503, "database-unavailable", f"database: {type(exc).__name__}"
             ) from exc
-        return {"status": "ready", "database": "ok"}
+        # Relay lag does not make the API unready: events wait in the outbox meanwhile.
+        relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
+        return {"status": "ready", "database": "ok", "relay": relay}
 
     @app.get("/metrics", tags=["health"])
-    def metrics_endpoint() -> Response:
+    def metrics_endpoint(request: Request) -> Response:
         """Prometheus text format."""
+        kobliat: Container = request.app.state.kobliat
+        with contextlib.suppress(Exception):  # the gauges keep their last values
+            health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

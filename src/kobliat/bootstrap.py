@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from kobliat.auth import KeyChecker
 from kobliat.db import migrate
 from kobliat.db.engine import Database
 from kobliat.settings import Settings
+
+if TYPE_CHECKING:
+    from kobliat.events.relay import Relay
 
 
 @dataclass
@@ -29,3 +34,46 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     if run_migrations:
         migrate.upgrade(db.engine)
     return Container(settings=settings, db=db, keys=KeyChecker(db, settings.configured_api_keys()))
+
+
+def build_relay(container: Container) -> Relay:
+    """The outbox relay with an HTTP sink, and a NATS sink when KOBLIAT_NATS_URL is set."""
+    from kobliat.events.delivery import RetryPolicy
+    from kobliat.events.http_sink import HttpSink
+    from kobliat.events.nats_sink import NatsSink
+    from kobliat.events.relay import Relay, Transport
+
+    settings = container.settings
+    transports: list[Transport] = [
+        HttpSink(
+            timeout=settings.webhook_timeout_seconds,
+            concurrency=settings.webhook_concurrency,
+            policy=RetryPolicy(
+                base_seconds=settings.webhook_retry_base_seconds,
+                max_seconds=settings.webhook_retry_max_seconds,
+                max_attempts=settings.webhook_max_attempts,
+            ),
+        )
+    ]
+    if settings.nats_url:
+        # A broker outage must delay events, never dead-letter them: retry without end.
+        nats_policy = RetryPolicy(
+            base_seconds=min(0.5, settings.nats_retry_max_seconds),
+            max_seconds=settings.nats_retry_max_seconds,
+            max_attempts=None,
+        )
+        transports.append(
+            NatsSink(
+                settings.nats_url,
+                stream=settings.nats_stream,
+                publish_timeout=settings.nats_publish_timeout_seconds,
+                policy=nats_policy,
+                claim_limit=settings.relay_batch_size,
+            )
+        )
+    return Relay(
+        container.db,
+        transports=transports,
+        poll_seconds=settings.relay_poll_seconds,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 
 import typer
@@ -62,6 +64,30 @@ def dev_secrets(
         console.print(f"wrote {', '.join(names)} to {path}")
     else:
         console.print(f"{path} already sets every channel secret (use --force to replace them)")
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay on its own (NATS, HTTP subscriptions, pruning); no HTTP API."""
+    from kobliat import bootstrap
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    container = bootstrap.build(settings)
+    relay = bootstrap.build_relay(container)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, relay.stop)
+        await relay.run()
+
+    nats = "NATS and " if settings.nats_url else ""
+    console.print(f"kobliat relay delivering to {nats}HTTP subscriptions (Ctrl-C stops)")
+    try:
+        asyncio.run(run())
+    finally:
+        container.close()
 
 
 @app.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "kobliat_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -15,3 +15,30 @@ WEBHOOKS = Counter(
     "Webhook deliveries by channel and outcome (processed, duplicate, queued, refused ...)",
     ["channel", "outcome"],
 )
+
+# Event delivery. `sink` is "nats" or an HTTP subscription's id.
+EVENTS_DELIVERED = Counter("kobliat_events_delivered_total", "Events a sink acknowledged", ["sink"])
+EVENT_DELIVERY_FAILURES = Counter(
+    "kobliat_event_delivery_failures_total",
+    "Delivery attempts a sink did not acknowledge",
+    ["sink"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "kobliat_events_dead_lettered_total", "Aggregates parked after the last attempt", ["sink"]
+)
+RELAY_LAG = Gauge(
+    "kobliat_relay_lag_seconds", "Age of the oldest event not yet delivered to every sink"
+)
+OUTBOX_UNDISPATCHED = Gauge(
+    "kobliat_outbox_undispatched", "Outbox rows not yet handed to the sinks"
+)
+SINK_PENDING = Gauge(
+    "kobliat_sink_pending_aggregates", "Aggregates with events waiting for a sink", ["sink"]
+)
+SINK_DEAD_LETTERS = Gauge(
+    "kobliat_sink_dead_letters",
+    "Aggregates dead-lettered for a sink (waiting for replay)",
+    ["sink"],
+)
+SINK_LAG = Gauge("kobliat_sink_lag_seconds", "Age of the oldest event waiting for a sink", ["sink"])
+OUTBOX_PRUNED = Counter("kobliat_outbox_pruned_total", "Delivered outbox rows pruned")

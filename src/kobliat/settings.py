@@ -26,6 +26,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     log_level: str = "INFO"
     relay_enabled: bool = True
+    # Event delivery (see docs/events.md).
+    relay_poll_seconds: float = Field(default=0.25, gt=0)
+    relay_batch_size: int = Field(default=50, ge=1)  # aggregates claimed per batch
+    outbox_retention_hours: float = Field(default=72.0, ge=0)
+    nats_stream: str = "KOBLIAT"
+    nats_publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    nats_retry_max_seconds: float = Field(default=10.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_concurrency: int = Field(default=16, ge=1)  # requests in flight per subscription
 
     def configured_api_keys(self) -> list[str]:
         """The keys given in KOBLIAT_API_KEYS, trimmed, without empties."""

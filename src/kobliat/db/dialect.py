@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, event, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    event,
+    literal,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -100,3 +111,29 @@ def feed_horizon(conn: Connection) -> int | None:
         return None
     value = conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
     return int(value.scalar_one())
+
+
+def current_txid(conn: Connection) -> ColumnElement[int]:
+    """SQL for the writing transaction's id (PostgreSQL), or 0 where writers are serialised."""
+    if conn.dialect.name != "postgresql":
+        return literal(0, BigInteger)
+    return literal_column("pg_current_xact_id()::text::bigint", BigInteger)
+
+
+def skip_locked(conn: Connection, stmt: Select[Any]) -> Select[Any]:
+    """`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
+    if conn.dialect.name != "postgresql":
+        return stmt
+    return stmt.with_for_update(skip_locked=True)
+
+
+def try_relay_lock(conn: Connection, key: int, *, wait: bool = False) -> bool:
+    """Take a transaction-scoped lock (PostgreSQL advisory lock), waiting for it or only if
+    free; SQLite: always True, as a write transaction there already excludes other writers."""
+    if conn.dialect.name != "postgresql":
+        return True
+    if wait:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        return True
+    taken = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    return bool(taken.scalar_one())

