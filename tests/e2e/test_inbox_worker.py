@@ -76,29 +76,34 @@ def test_worker_does_not_store_a_message_twice_when_the_delivery_repeats_one(
     assert all(row["processed_at"] is not None for row in inbox_rows(db))
 
 
-def test_delivery_that_fails_to_process_is_acknowledged_and_kept_for_retry(
+def rename_table(db: Database, old: str, new: str) -> None:
+    """A real database failure for whatever uses the table, undone by renaming it back."""
+    db.run(lambda uow: uow.connection.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+def test_delivery_that_fails_on_a_database_error_is_acknowledged_and_retried_with_backoff(
     db: Database,
 ) -> None:
     hooks = webhooks_for(db)
-    # A short code is not a phone number the customer service accepts: processing fails.
-    pairs = twilio_samples.sms(sender="12345")
+    rename_table(db, "messages", "messages_away")
 
-    response = hooks.twilio(urlencode(pairs).encode())
+    response = hooks.twilio(urlencode(twilio_samples.sms()).encode())
 
     assert response.status_code == 200
     (row,) = inbox_rows(db)
-    assert row["processed_at"] is None
-    assert row["attempts"] == 1
-    assert "phone" in str(row["last_error"])
-    assert count(db, messages) == 0
+    assert (row["processed_at"], row["attempts"]) == (None, 1)
+    assert "messages" in str(row["last_error"])
 
     db.run(lambda uow: uow.connection.execute(inbox.update().values(next_attempt_at=utcnow())))
     assert service.process_due(db, settings_for(db)) == 0
-
     (row,) = inbox_rows(db)
-    assert row["attempts"] == 2
-    assert row["processed_at"] is None
+    assert (row["processed_at"], row["attempts"]) == (None, 2)
     assert row["next_attempt_at"] > utcnow()  # type: ignore[operator]
+
+    rename_table(db, "messages_away", "messages")
+    db.run(lambda uow: uow.connection.execute(inbox.update().values(next_attempt_at=utcnow())))
+    assert service.process_due(db, settings_for(db)) == 1
+    assert count(db, messages) == 1
 
 
 def test_prune_forgets_old_processed_deliveries_and_unmatched_statuses_only(

@@ -147,7 +147,7 @@ def test_other_identities() -> None:
     assert normalise("Email", " Ana@Example.COM ") == ("email", "ana@example.com")
     assert normalise("telegram", "0042") == ("telegram", "42")
     with pytest.raises(InvalidInput):
-        normalise("sms", "hello")
+        normalise("phone", "hello")
     with pytest.raises(InvalidInput):
         normalise("telegram", "  ")
 
