@@ -7,7 +7,7 @@ so a delivery's customers, conversation, messages and events commit together or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -26,6 +26,7 @@ from kobliat.db.uow import UnitOfWork
 from kobliat.messages import service as messages
 
 log = structlog.get_logger(__name__)
+Received = Literal["stored", "duplicate", "ignored"]
 
 
 @dataclass(slots=True)
@@ -44,10 +45,13 @@ def process(uow: UnitOfWork, parsed: ParsedWebhook) -> Outcome:
     outcome = Outcome()
     for item in parsed.items:
         if isinstance(item, InboundMessage):
-            if receive_message(uow, item):
+            received = receive_message(uow, item)
+            if received == "stored":
                 outcome.messages += 1
-            else:
+            elif received == "duplicate":
                 outcome.duplicates += 1
+            else:
+                outcome.ignored += 1
         elif isinstance(item, StatusUpdate):
             if receive_status(uow, item):
                 outcome.statuses += 1
@@ -59,30 +63,28 @@ def process(uow: UnitOfWork, parsed: ParsedWebhook) -> Outcome:
     return outcome
 
 
-def receive_message(uow: UnitOfWork, record: InboundMessage) -> bool:
-    """Store one inbound message (True), or recognise it as stored already (False)."""
+def receive_message(uow: UnitOfWork, record: InboundMessage) -> Received:
+    """Store one message, recognise it as stored already, or ignore it (no other party)."""
     # Checked first, so a provider retrying an old message never re-opens a closed
     # conversation or touches customers again.
-    if messages.is_stored(
-        uow.connection, channel=record.channel, external_message_id=record.external_message_id
-    ):
-        if record.metadata.get("edited"):
-            messages.record_edit(
-                uow,
-                channel=record.channel,
-                external_message_id=record.external_message_id,
-                content_type=record.content_type,
-                body=record.body,
-                edited_at=record.metadata.get("edited_at"),
-            )
-        return False
+    if _stored_already(uow, record):
+        return "duplicate"
     sender = resolve_customer(uow, record.sender)
     business = resolve_customer(uow, record.business)
     conversation = resolve_conversation(uow, record, sender=sender, business=business)
+    if conversation is None:
+        log.warning(
+            "message from the business endpoint to itself ignored: no other party",
+            channel=record.channel,
+            external_message_id=record.external_message_id,
+        )
+        return "ignored"
     _, created = messages.record_inbound(
         uow,
         conversation_id=conversation.id,
         sender_customer_id=sender.id,
+        # The business endpoint writing (an echo of what it sent elsewhere) is outbound.
+        direction="outbound" if sender.id == business.id else "inbound",
         channel=record.channel,
         external_message_id=record.external_message_id,
         content_type=record.content_type,
@@ -90,7 +92,25 @@ def receive_message(uow: UnitOfWork, record: InboundMessage) -> bool:
         sent_at=record.sent_at,
         metadata=_linked(uow, record),
     )
-    return created
+    return "stored" if created else "duplicate"
+
+
+def _stored_already(uow: UnitOfWork, record: InboundMessage) -> bool:
+    """Whether the message is stored; an edit of a stored message is kept with it."""
+    if not messages.is_stored(
+        uow.connection, channel=record.channel, external_message_id=record.external_message_id
+    ):
+        return False
+    if record.metadata.get("edited"):
+        messages.record_edit(
+            uow,
+            channel=record.channel,
+            external_message_id=record.external_message_id,
+            content_type=record.content_type,
+            body=record.body,
+            edited_at=record.metadata.get("edited_at"),
+        )
+    return True
 
 
 def receive_status(uow: UnitOfWork, record: StatusUpdate) -> bool:
@@ -144,14 +164,20 @@ def resolve_customer(uow: UnitOfWork, party: Party) -> Customer:
 
 def resolve_conversation(
     uow: UnitOfWork, record: InboundMessage, *, sender: Customer, business: Customer
-) -> Conversation:
-    """The open conversation the message belongs to, opened if there is none."""
+) -> Conversation | None:
+    """The open conversation the message belongs to, opened if there is none.
+
+    None when the business endpoint wrote to itself (Twilio with From == To, a WhatsApp
+    number messaging itself): a direct or multi conversation needs a second party.
+    """
     ref = record.conversation
     if ref.kind == "group" and ref.external_id:
         return _group(uow, record, sender=sender, business=business)
     if ref.kind == "multi":
         others = [resolve_customer(uow, party) for party in ref.other_parties]
         ids = list(dict.fromkeys([sender.id, business.id, *(o.id for o in others)]))
+        if len(ids) < 2:
+            return None
         conversation, _ = conversations.find_or_open(
             uow,
             type="multi",
@@ -161,6 +187,8 @@ def resolve_conversation(
         )
         return conversation
     # Direct (also a group without an id, which could never be found again by its key).
+    if sender.id == business.id:
+        return None
     conversation, _ = conversations.find_or_open(
         uow,
         type="direct",
