@@ -58,7 +58,7 @@ def process(uow: UnitOfWork, parsed: ParsedWebhook) -> Outcome:
             else:
                 outcome.pending_statuses += 1
         else:
-            _note_ignored(item)
+            _apply_notice(uow, item)
             outcome.ignored += 1
     return outcome
 
@@ -253,6 +253,24 @@ def _linked(uow: UnitOfWork, record: InboundMessage) -> dict[str, Any]:
     return metadata
 
 
-def _note_ignored(item: IgnoredItem) -> None:
-    # Kept in the inbox with the raw delivery; nothing else to do with it here.
+def _apply_notice(uow: UnitOfWork, item: IgnoredItem) -> None:
+    """Act on the notices that change a conversation; the others are only kept in the inbox."""
+    if item.kind == "telegram.migrate":
+        _move_telegram_group(uow, item)
+        return
     log.debug("webhook item ignored", channel=item.channel, kind=item.kind)
+
+
+def _move_telegram_group(uow: UnitOfWork, item: IgnoredItem) -> None:
+    # A group that becomes a supergroup gets a new chat id. Telegram tells both chats: the old
+    # one (migrate_to_chat_id) and the new one (migrate_from_chat_id); the first to arrive moves
+    # the conversation, the second finds nothing left under the old id.
+    chat_id = item.detail.get("chat_id")
+    to_id, from_id = item.detail.get("migrate_to_chat_id"), item.detail.get("migrate_from_chat_id")
+    old, new = (chat_id, to_id) if to_id is not None else (from_id, chat_id)
+    if old is None or new is None or old == new:
+        return
+    moved = conversations.move_group(
+        uow, channel=item.channel, old_external_id=str(old), new_external_id=str(new)
+    )
+    log.info("telegram group moved", old_chat_id=old, new_chat_id=new, moved=moved is not None)
