@@ -6,13 +6,14 @@ so a delivery's customers, conversation, messages and events commit together or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 
 from kobliat.channels.records import (
     IgnoredItem,
+    InboundItem,
     InboundMessage,
     ParsedWebhook,
     Party,
@@ -23,6 +24,7 @@ from kobliat.conversations.model import Conversation
 from kobliat.customers import service as customers
 from kobliat.customers.model import Customer
 from kobliat.db.uow import UnitOfWork
+from kobliat.errors import DomainError
 from kobliat.messages import service as messages
 
 log = structlog.get_logger(__name__)
@@ -38,29 +40,55 @@ class Outcome:
     statuses: int = 0
     pending_statuses: int = 0
     ignored: int = 0
+    # Items a domain rule refused (only when processed item by item): what and why.
+    failures: list[str] = field(default_factory=list)
 
 
-def process(uow: UnitOfWork, parsed: ParsedWebhook) -> Outcome:
-    """Apply every item of a verified, parsed delivery, in payload order."""
+def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) -> Outcome:
+    """Apply every item of a verified, parsed delivery, in payload order.
+
+    With `isolate`, each item runs in a savepoint: an item a domain rule refuses is undone and
+    listed in `failures` while the others are applied. The hot path does without the savepoints;
+    a delivery gets this second pass only after it failed as a whole.
+    """
     outcome = Outcome()
     for item in parsed.items:
-        if isinstance(item, InboundMessage):
-            received = receive_message(uow, item)
-            if received == "stored":
-                outcome.messages += 1
-            elif received == "duplicate":
-                outcome.duplicates += 1
-            else:
-                outcome.ignored += 1
-        elif isinstance(item, StatusUpdate):
-            if receive_status(uow, item):
-                outcome.statuses += 1
-            else:
-                outcome.pending_statuses += 1
-        else:
-            _apply_notice(uow, item)
-            outcome.ignored += 1
+        if not isolate:
+            _apply(uow, item, outcome)
+            continue
+        try:
+            with uow.savepoint():
+                _apply(uow, item, outcome)
+        except DomainError as exc:
+            outcome.failures.append(f"{_label(item)}: {type(exc).__name__}({exc.code}): {exc}")
     return outcome
+
+
+def _apply(uow: UnitOfWork, item: InboundItem, outcome: Outcome) -> None:
+    if isinstance(item, InboundMessage):
+        received = receive_message(uow, item)
+        if received == "stored":
+            outcome.messages += 1
+        elif received == "duplicate":
+            outcome.duplicates += 1
+        else:
+            outcome.ignored += 1
+    elif isinstance(item, StatusUpdate):
+        if receive_status(uow, item):
+            outcome.statuses += 1
+        else:
+            outcome.pending_statuses += 1
+    else:
+        _apply_notice(uow, item)
+        outcome.ignored += 1
+
+
+def _label(item: InboundItem) -> str:
+    if isinstance(item, InboundMessage):
+        return f"message {item.external_message_id}"
+    if isinstance(item, StatusUpdate):
+        return f"status {item.status} of {item.external_message_id}"
+    return item.kind
 
 
 def receive_message(uow: UnitOfWork, record: InboundMessage) -> Received:

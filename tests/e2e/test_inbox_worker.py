@@ -7,41 +7,24 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from kobliat.api import create_app
 from kobliat.channels.samples import twilio as twilio_samples
 from kobliat.channels.samples import whatsapp
 from kobliat.channels.samples import whatsapp_messages as wa
-from kobliat.channels.samples.signing import whatsapp_headers
 from kobliat.db.engine import Database
 from kobliat.db.tables import inbox, messages, pending_statuses
 from kobliat.db.types import utcnow
-from kobliat.inbox import service, store
-from kobliat.inbox.model import RETENTION, Delivery
+from kobliat.inbox import service
+from kobliat.inbox.model import RETENTION
 from tests.builders import count, events_of
+from tests.e2e.inbox_helpers import inbox_rows, rename_table, store_unprocessed
 from tests.e2e.webhooks import (
-    WHATSAPP_SECRET,
     container_for,
     message_by_external_id,
     settings_for,
     webhooks_for,
 )
-
-
-def store_unprocessed(db: Database, body: bytes, key: str) -> None:
-    """What a crash between storing a delivery and processing it would leave."""
-    delivery = Delivery("whatsapp", body, whatsapp_headers(body, WHATSAPP_SECRET), utcnow())
-    db.run(
-        lambda uow: store.insert(
-            uow.connection, delivery, delivery_key=key, processed_at=None, next_attempt_at=utcnow()
-        )
-    )
-
-
-def inbox_rows(db: Database) -> list[dict[str, object]]:
-    with db.reading() as conn:
-        return [dict(row._mapping) for row in conn.execute(select(inbox).order_by(inbox.c.id))]
 
 
 def test_delivery_left_unprocessed_by_a_crash_is_processed_when_the_app_starts(
@@ -74,11 +57,6 @@ def test_worker_does_not_store_a_message_twice_when_the_delivery_repeats_one(
     assert count(db, messages) == 1
     assert len(events_of(db, "message.inbound.created")) == 1
     assert all(row["processed_at"] is not None for row in inbox_rows(db))
-
-
-def rename_table(db: Database, old: str, new: str) -> None:
-    """A real database failure for whatever uses the table, undone by renaming it back."""
-    db.run(lambda uow: uow.connection.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}"))
 
 
 def test_delivery_that_fails_on_a_database_error_is_acknowledged_and_retried_with_backoff(
