@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "kobliat_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -14,4 +14,9 @@ WEBHOOKS = Counter(
     "kobliat_webhooks_total",
     "Webhook deliveries by channel and outcome (processed, duplicate, queued, refused ...)",
     ["channel", "outcome"],
+)
+INBOX_DELIVERIES = Gauge(
+    "kobliat_inbox_deliveries",
+    "Unprocessed webhook deliveries: pending (will be retried) or failed (wait for an operator)",
+    ["state"],
 )
