@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kobliat.logs import mask_phones
+from kobliat import logs
 
 if TYPE_CHECKING:
     from kobliat.db.engine import Database
@@ -72,7 +72,6 @@ def retry_deliveries(
 
 @contextmanager
 def _database() -> Iterator[tuple[Database, Settings]]:
-    from kobliat import logs
     from kobliat.db.engine import Database
     from kobliat.settings import Settings
 
@@ -126,4 +125,4 @@ def _time(moment: datetime | None) -> str:
 
 def _error(text: str | None) -> str:
     # Rich markup in an error (e.g. "[bold]") must print as it is.
-    return "" if text is None else mask_phones(text).replace("[", r"\[")
+    return "" if text is None else logs.mask_phones(text).replace("[", r"\[")
