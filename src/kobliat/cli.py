@@ -12,6 +12,7 @@ from rich.console import Console
 from kobliat import auth, logs
 from kobliat.db import migrate as migrations
 from kobliat.db.engine import Database
+from kobliat.inbox import commands as inbox_commands
 from kobliat.settings import Settings
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage REST API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(inbox_commands.app, name="inbox")
 console = Console(stderr=True)
 
 

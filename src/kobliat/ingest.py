@@ -6,13 +6,14 @@ so a delivery's customers, conversation, messages and events commit together or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import structlog
 
 from kobliat.channels.records import (
     IgnoredItem,
+    InboundItem,
     InboundMessage,
     ParsedWebhook,
     Party,
@@ -23,9 +24,11 @@ from kobliat.conversations.model import Conversation
 from kobliat.customers import service as customers
 from kobliat.customers.model import Customer
 from kobliat.db.uow import UnitOfWork
+from kobliat.errors import DomainError
 from kobliat.messages import service as messages
 
 log = structlog.get_logger(__name__)
+Received = Literal["stored", "duplicate", "ignored"]
 
 
 @dataclass(slots=True)
@@ -37,52 +40,79 @@ class Outcome:
     statuses: int = 0
     pending_statuses: int = 0
     ignored: int = 0
+    # Items a domain rule refused (only when processed item by item): what and why.
+    failures: list[str] = field(default_factory=list)
 
 
-def process(uow: UnitOfWork, parsed: ParsedWebhook) -> Outcome:
-    """Apply every item of a verified, parsed delivery, in payload order."""
+def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) -> Outcome:
+    """Apply every item of a verified, parsed delivery, in payload order.
+
+    With `isolate`, each item runs in a savepoint: an item a domain rule refuses is undone and
+    listed in `failures` while the others are applied. The hot path does without the savepoints;
+    a delivery gets this second pass only after it failed as a whole.
+    """
     outcome = Outcome()
     for item in parsed.items:
-        if isinstance(item, InboundMessage):
-            if receive_message(uow, item):
-                outcome.messages += 1
-            else:
-                outcome.duplicates += 1
-        elif isinstance(item, StatusUpdate):
-            if receive_status(uow, item):
-                outcome.statuses += 1
-            else:
-                outcome.pending_statuses += 1
-        else:
-            _note_ignored(item)
-            outcome.ignored += 1
+        if not isolate:
+            _apply(uow, item, outcome)
+            continue
+        try:
+            with uow.savepoint():
+                _apply(uow, item, outcome)
+        except DomainError as exc:
+            outcome.failures.append(f"{_label(item)}: {type(exc).__name__}({exc.code}): {exc}")
     return outcome
 
 
-def receive_message(uow: UnitOfWork, record: InboundMessage) -> bool:
-    """Store one inbound message (True), or recognise it as stored already (False)."""
+def _apply(uow: UnitOfWork, item: InboundItem, outcome: Outcome) -> None:
+    if isinstance(item, InboundMessage):
+        received = receive_message(uow, item)
+        if received == "stored":
+            outcome.messages += 1
+        elif received == "duplicate":
+            outcome.duplicates += 1
+        else:
+            outcome.ignored += 1
+    elif isinstance(item, StatusUpdate):
+        if receive_status(uow, item):
+            outcome.statuses += 1
+        else:
+            outcome.pending_statuses += 1
+    else:
+        _apply_notice(uow, item)
+        outcome.ignored += 1
+
+
+def _label(item: InboundItem) -> str:
+    if isinstance(item, InboundMessage):
+        return f"message {item.external_message_id}"
+    if isinstance(item, StatusUpdate):
+        return f"status {item.status} of {item.external_message_id}"
+    return item.kind
+
+
+def receive_message(uow: UnitOfWork, record: InboundMessage) -> Received:
+    """Store one message, recognise it as stored already, or ignore it (no other party)."""
     # Checked first, so a provider retrying an old message never re-opens a closed
     # conversation or touches customers again.
-    if messages.is_stored(
-        uow.connection, channel=record.channel, external_message_id=record.external_message_id
-    ):
-        if record.metadata.get("edited"):
-            messages.record_edit(
-                uow,
-                channel=record.channel,
-                external_message_id=record.external_message_id,
-                content_type=record.content_type,
-                body=record.body,
-                edited_at=record.metadata.get("edited_at"),
-            )
-        return False
+    if _stored_already(uow, record):
+        return "duplicate"
     sender = resolve_customer(uow, record.sender)
     business = resolve_customer(uow, record.business)
     conversation = resolve_conversation(uow, record, sender=sender, business=business)
+    if conversation is None:
+        log.warning(
+            "message from the business endpoint to itself ignored: no other party",
+            channel=record.channel,
+            external_message_id=record.external_message_id,
+        )
+        return "ignored"
     _, created = messages.record_inbound(
         uow,
         conversation_id=conversation.id,
         sender_customer_id=sender.id,
+        # The business endpoint writing (an echo of what it sent elsewhere) is outbound.
+        direction="outbound" if sender.id == business.id else "inbound",
         channel=record.channel,
         external_message_id=record.external_message_id,
         content_type=record.content_type,
@@ -90,7 +120,25 @@ def receive_message(uow: UnitOfWork, record: InboundMessage) -> bool:
         sent_at=record.sent_at,
         metadata=_linked(uow, record),
     )
-    return created
+    return "stored" if created else "duplicate"
+
+
+def _stored_already(uow: UnitOfWork, record: InboundMessage) -> bool:
+    """Whether the message is stored; an edit of a stored message is kept with it."""
+    if not messages.is_stored(
+        uow.connection, channel=record.channel, external_message_id=record.external_message_id
+    ):
+        return False
+    if record.metadata.get("edited"):
+        messages.record_edit(
+            uow,
+            channel=record.channel,
+            external_message_id=record.external_message_id,
+            content_type=record.content_type,
+            body=record.body,
+            edited_at=record.metadata.get("edited_at"),
+        )
+    return True
 
 
 def receive_status(uow: UnitOfWork, record: StatusUpdate) -> bool:
@@ -144,14 +192,20 @@ def resolve_customer(uow: UnitOfWork, party: Party) -> Customer:
 
 def resolve_conversation(
     uow: UnitOfWork, record: InboundMessage, *, sender: Customer, business: Customer
-) -> Conversation:
-    """The open conversation the message belongs to, opened if there is none."""
+) -> Conversation | None:
+    """The open conversation the message belongs to, opened if there is none.
+
+    None when the business endpoint wrote to itself (Twilio with From == To, a WhatsApp
+    number messaging itself): a direct or multi conversation needs a second party.
+    """
     ref = record.conversation
     if ref.kind == "group" and ref.external_id:
         return _group(uow, record, sender=sender, business=business)
     if ref.kind == "multi":
         others = [resolve_customer(uow, party) for party in ref.other_parties]
         ids = list(dict.fromkeys([sender.id, business.id, *(o.id for o in others)]))
+        if len(ids) < 2:
+            return None
         conversation, _ = conversations.find_or_open(
             uow,
             type="multi",
@@ -161,6 +215,8 @@ def resolve_conversation(
         )
         return conversation
     # Direct (also a group without an id, which could never be found again by its key).
+    if sender.id == business.id:
+        return None
     conversation, _ = conversations.find_or_open(
         uow,
         type="direct",
@@ -225,6 +281,24 @@ def _linked(uow: UnitOfWork, record: InboundMessage) -> dict[str, Any]:
     return metadata
 
 
-def _note_ignored(item: IgnoredItem) -> None:
-    # Kept in the inbox with the raw delivery; nothing else to do with it here.
+def _apply_notice(uow: UnitOfWork, item: IgnoredItem) -> None:
+    """Act on the notices that change a conversation; the others are only kept in the inbox."""
+    if item.kind == "telegram.migrate":
+        _move_telegram_group(uow, item)
+        return
     log.debug("webhook item ignored", channel=item.channel, kind=item.kind)
+
+
+def _move_telegram_group(uow: UnitOfWork, item: IgnoredItem) -> None:
+    # A group that becomes a supergroup gets a new chat id. Telegram tells both chats: the old
+    # one (migrate_to_chat_id) and the new one (migrate_from_chat_id); the first to arrive moves
+    # the conversation, the second finds nothing left under the old id.
+    chat_id = item.detail.get("chat_id")
+    to_id, from_id = item.detail.get("migrate_to_chat_id"), item.detail.get("migrate_from_chat_id")
+    old, new = (chat_id, to_id) if to_id is not None else (from_id, chat_id)
+    if old is None or new is None or old == new:
+        return
+    moved = conversations.move_group(
+        uow, channel=item.channel, old_external_id=str(old), new_external_id=str(new)
+    )
+    log.info("telegram group moved", old_chat_id=old, new_chat_id=new, moved=moved is not None)

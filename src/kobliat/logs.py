@@ -50,18 +50,24 @@ def uvicorn_log_config() -> dict[str, Any]:
     return config
 
 
+def processors() -> list[Any]:
+    """The structlog chain, ending in the console renderer."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+        # After the exception is text: database errors quote their parameters (phone numbers).
+        structlog.processors.format_exc_info,
+        _mask_event,
+        structlog.dev.ConsoleRenderer(colors=False),
+    ]
+
+
 def configure(level: str = "INFO") -> None:
     """Set up structlog and the standard library's logging to one console format."""
     logging.basicConfig(level=level.upper(), format="%(message)s")
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            _mask_event,
-            structlog.processors.format_exc_info,
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
+        processors=processors(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )

@@ -42,3 +42,8 @@ SINK_DEAD_LETTERS = Gauge(
 )
 SINK_LAG = Gauge("kobliat_sink_lag_seconds", "Age of the oldest event waiting for a sink", ["sink"])
 OUTBOX_PRUNED = Counter("kobliat_outbox_pruned_total", "Delivered outbox rows pruned")
+INBOX_DELIVERIES = Gauge(
+    "kobliat_inbox_deliveries",
+    "Unprocessed webhook deliveries: pending (will be retried) or failed (wait for an operator)",
+    ["state"],
+)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from kobliat.logs import MaskPhones, mask_phones
+from kobliat.logs import MaskPhones, mask_phones, processors
 
 
 def test_phone_numbers_are_masked_but_other_numbers_survive() -> None:
@@ -27,3 +28,14 @@ def test_the_access_log_filter_masks_arguments() -> None:
     )
     MaskPhones().filter(record)
     assert "447700900123" not in record.getMessage()
+
+
+def test_phone_numbers_in_a_logged_exception_are_masked() -> None:
+    try:
+        raise RuntimeError("[parameters: {'external_id': '+447700900123'}]")
+    except RuntimeError as exc:
+        event: Any = {"event": "inbox delivery failed again", "exc_info": exc}
+    for processor in processors():
+        event = processor(None, "error", event)
+    assert "+4477*****23" in event
+    assert "447700900123" not in event

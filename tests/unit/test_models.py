@@ -147,7 +147,7 @@ def test_other_identities() -> None:
     assert normalise("Email", " Ana@Example.COM ") == ("email", "ana@example.com")
     assert normalise("telegram", "0042") == ("telegram", "42")
     with pytest.raises(InvalidInput):
-        normalise("sms", "hello")
+        normalise("phone", "hello")
     with pytest.raises(InvalidInput):
         normalise("telegram", "  ")
 
@@ -183,3 +183,15 @@ def test_status_rank_is_monotonic() -> None:
     assert (sent.status, failed.status, back.status) == ("sent", "failed", "failed")
     assert e1 is not None and e2 is not None and e3 is None
     assert failed.metadata["error"] == {"code": 1}
+
+
+def test_a_group_moves_to_a_new_external_id_with_its_key_and_only_a_group_can() -> None:
+    group = _open("group", 2, group_name="Front desk", external_id="-4012")
+
+    moved, event = group.moved_to("-1009", now=NOW)
+
+    assert (moved.external_id, moved.conversation_key) == ("-1009", "group:whatsapp:-1009")
+    assert event.type == "conversation.updated"
+    assert event.data["changes"]["external_id"] == {"from": "-4012", "to": "-1009"}
+    with pytest.raises(InvalidInput):
+        _open("direct").moved_to("-1009", now=NOW)

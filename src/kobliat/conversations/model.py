@@ -224,6 +224,18 @@ class Conversation:
         after = replace(self, updated_at=now, **changes)
         return after, self._updated_event(changes, now)
 
+    def moved_to(self, external_id: str, *, now: datetime) -> tuple[Conversation, DomainEvent]:
+        """The group under the provider's new id for it (a Telegram group became a supergroup)."""
+        if self.type != "group":
+            raise InvalidInput("only a group conversation can move", code="move-of-non-group")
+        key = conversation_key(self.type, self.channel, [], external_id)
+        changes = {
+            "external_id": {"from": self.external_id, "to": external_id},
+            "conversation_key": {"from": self.conversation_key, "to": key},
+        }
+        after = replace(self, external_id=external_id, conversation_key=key, updated_at=now)
+        return after, self._updated_event(changes, now)
+
     def _updated_event(self, changes: dict[str, Any], now: datetime) -> DomainEvent:
         return self._event(
             "conversation.updated", {"conversation_id": str(self.id), "changes": changes}, now

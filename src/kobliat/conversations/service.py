@@ -12,7 +12,13 @@ from sqlalchemy.exc import IntegrityError
 
 from kobliat import pagination
 from kobliat.conversations import store
-from kobliat.conversations.model import Conversation, ConversationType, Participant, check_role
+from kobliat.conversations.model import (
+    Conversation,
+    ConversationType,
+    Participant,
+    check_role,
+    conversation_key,
+)
 from kobliat.customers import service as customers
 from kobliat.db import dialect
 from kobliat.db.types import utcnow
@@ -152,6 +158,30 @@ def update(
         raise
     uow.emit(*changed)
     return current
+
+
+def move_group(
+    uow: UnitOfWork, *, channel: str, old_external_id: str, new_external_id: str
+) -> Conversation | None:
+    """Re-key the open group known by `old_external_id` to `new_external_id`
+    (`conversation.updated`); None when there is none, or the new id has its own already."""
+    old_key = conversation_key("group", channel, [], old_external_id)
+    assert old_key is not None
+    current = store.find_open_by_key(uow.connection, old_key, for_update=True)
+    if current is None:  # moved already (the notice comes twice), closed, or never seen
+        return None
+    moved, event = current.moved_to(new_external_id, now=utcnow())
+    try:
+        with uow.connection.begin_nested():
+            store.save_key(uow.connection, moved)
+    except IntegrityError as exc:
+        # The new id's first message opened a conversation before the notice arrived; two
+        # conversations cannot share a key, and merging them is an operator's decision.
+        if dialect.is_unique_violation(exc, "conversations_open_key_uq"):
+            return None
+        raise
+    uow.emit(event)
+    return moved
 
 
 def record_message_time(uow: UnitOfWork, conversation_id: UUID, at: datetime) -> None:

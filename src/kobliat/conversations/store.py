@@ -133,11 +133,14 @@ def get(
     return _to_conversation(row, participants_of(conn, [row.id])[row.id])
 
 
-def find_open_by_key(conn: Connection, key: str) -> Conversation | None:
-    """The non-closed conversation holding `key`, if any."""
-    row = conn.execute(
-        select(conversations_t).where(c.conversation_key == key, c.status != "closed")
-    ).first()
+def find_open_by_key(
+    conn: Connection, key: str, *, for_update: bool = False
+) -> Conversation | None:
+    """The non-closed conversation holding `key`, if any; `for_update` locks its row."""
+    stmt = select(conversations_t).where(c.conversation_key == key, c.status != "closed")
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
     if row is None:
         return None
     return _to_conversation(row, participants_of(conn, [row.id])[row.id])
@@ -178,6 +181,19 @@ def save_details(conn: Connection, conv: Conversation) -> None:
             group_name=conv.group_name,
             group_avatar=conv.group_avatar,
             group_metadata=conv.group_metadata,
+            updated_at=conv.updated_at,
+        )
+    )
+
+
+def save_key(conn: Connection, conv: Conversation) -> None:
+    """Persist a new external id and conversation key (the unique index may refuse the key)."""
+    conn.execute(
+        update(conversations_t)
+        .where(c.id == conv.id)
+        .values(
+            external_id=conv.external_id,
+            conversation_key=conv.conversation_key,
             updated_at=conv.updated_at,
         )
     )

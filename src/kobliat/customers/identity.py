@@ -8,15 +8,25 @@ some numbers in forms that differ from what users type; those are folded into on
   Canonical: without the 1.
 Argentina's 549/54 is deliberately left alone: a 54 number without the 9 can be a landline that
 belongs to someone else.
+
+SMS senders are not always numbers: short codes (`12345`) and alphanumeric sender ids (`MYBANK`)
+are kept as they are (upper-cased), so each is one stable customer. A bare run of 3-8 digits is
+always a short code: providers write international numbers with `+`, and without it about half of
+all 8-digit (and 9 % of 6-digit) codes would parse as some country's possible number.
 """
 
 from __future__ import annotations
+
+import re
 
 import phonenumbers
 
 from kobliat.errors import InvalidInput
 
 PHONE_TYPES = frozenset({"whatsapp", "sms", "phone"})
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+# GSM alphanumeric sender ids: up to 11 ASCII letters, digits and spaces, at least one letter.
+_ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 
 
 def normalise(external_type: str, external_id: str) -> tuple[str, str]:
@@ -27,6 +37,8 @@ def normalise(external_type: str, external_id: str) -> tuple[str, str]:
         raise InvalidInput("external_type must not be empty", code="invalid-external-type")
     if not raw:
         raise InvalidInput("external_id must not be empty", code="invalid-external-id")
+    if kind == "sms":
+        return kind, normalise_sms_address(raw)
     if kind in PHONE_TYPES:
         return kind, normalise_phone(raw)
     if kind == "email":
@@ -34,6 +46,24 @@ def normalise(external_type: str, external_id: str) -> tuple[str, str]:
     if kind == "telegram" and raw.lstrip("-").isdigit():
         return kind, str(int(raw))
     return kind, raw
+
+
+def normalise_sms_address(raw: str) -> str:
+    """An SMS sender or recipient: E.164, a short code, or an upper-cased alphanumeric id."""
+    compact = raw.replace(" ", "").replace("-", "")
+    if _SHORT_CODE.fullmatch(compact):
+        return compact
+    if _ALPHANUMERIC_SENDER.fullmatch(raw):
+        return raw.upper()
+    try:
+        return normalise_phone(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            "external_id is not an SMS address: a phone number in international form, a short "
+            f"code (3-8 digits) or an alphanumeric sender id (up to 11 letters, digits or "
+            f"spaces); {exc.detail}",
+            code="invalid-sms-address",
+        ) from exc
 
 
 def normalise_phone(raw: str) -> str:

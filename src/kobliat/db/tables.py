@@ -131,6 +131,8 @@ inbox = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("next_attempt_at", UTCDateTime, nullable=False),
+    # Set when the delivery cannot succeed (or ran out of attempts): kept for an operator.
+    Column("failed_at", UTCDateTime),
     UniqueConstraint("channel", "delivery_key", name="inbox_delivery_uq"),
 )
 

@@ -3,6 +3,8 @@ only thing that commits. Committing writes those events to the outbox in the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
@@ -42,6 +44,17 @@ class UnitOfWork:
     def emit(self, *events: DomainEvent) -> None:
         """Record events to be written to the outbox when this unit of work commits."""
         self.events.extend(events)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: when the block raises, its changes and its events are undone."""
+        mark = len(self.events)
+        try:
+            with self.connection.begin_nested():
+                yield
+        except BaseException:
+            del self.events[mark:]
+            raise
 
     def commit(self) -> None:
         """Write the collected events to the outbox, then commit everything at once."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-# After this many failed attempts a delivery stays unprocessed (with its last error) for an
+from kobliat.channels.records import PayloadError
+from kobliat.errors import DomainError
+
+# After this many failed attempts a delivery is marked failed (with its last error) for an
 # operator to look at; the backoff below spreads them over about two and a half hours.
 MAX_ATTEMPTS = 12
 _MAX_DELAY = timedelta(hours=1)
@@ -14,6 +18,10 @@ _MAX_DELAY = timedelta(hours=1)
 RETENTION = timedelta(days=7)
 # A status can only miss its message when both commit at once; the sweep looks this far back.
 STATUS_SWEEP_WINDOW = timedelta(hours=1)
+
+
+# The webhook endpoints a delivery can come in on (inbox.channel).
+CHANNELS = ("whatsapp", "telegram", "twilio", "generic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +47,29 @@ class StoredDelivery:
 def next_attempt_at(attempts: int, now: datetime) -> datetime:
     """When to try a delivery again after `attempts` failures: 2 s, 4 s, 8 s … at most 1 h."""
     return now + min(timedelta(seconds=2 ** min(attempts, 20)), _MAX_DELAY)
+
+
+State = Literal["pending", "failed", "processed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A delivery as an operator sees it: no body, no headers."""
+
+    id: int
+    channel: str
+    delivery_key: str
+    state: State
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    next_attempt_at: datetime
+    failed_at: datetime | None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether trying again cannot help: a domain rule refused it, or it does not parse.
+
+    Anything else (the database, a bug about to be fixed by a deploy) is worth retrying.
+    """
+    return isinstance(exc, DomainError | PayloadError)

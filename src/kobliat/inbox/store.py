@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from kobliat.db import dialect
 from kobliat.db.tables import inbox
-from kobliat.inbox.model import Delivery, StoredDelivery
+from kobliat.inbox.model import CHANNELS, Delivery, Entry, State, StoredDelivery
 
 i = inbox.c
+# Neither processed nor given up on: the worker will try it (again).
+_PENDING = (i.processed_at.is_(None), i.failed_at.is_(None))
+# What an operator sees of a delivery: never its body or headers.
+_ENTRY_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    i.id,
+    i.channel,
+    i.delivery_key,
+    i.attempts,
+    i.last_error,
+    i.received_at,
+    i.next_attempt_at,
+    i.failed_at,
+    i.processed_at,
+)
 
 
 def insert(
@@ -43,11 +69,11 @@ def insert(
     return None if found is None else int(found)
 
 
-def due(conn: Connection, *, now: datetime, max_attempts: int, limit: int) -> list[int]:
-    """Ids of unprocessed deliveries whose next attempt is due, oldest first."""
+def due(conn: Connection, *, now: datetime, limit: int) -> list[int]:
+    """Ids of pending deliveries whose next attempt is due, oldest first."""
     stmt = (
         select(i.id)
-        .where(i.processed_at.is_(None), i.next_attempt_at <= now, i.attempts < max_attempts)
+        .where(*_PENDING, i.next_attempt_at <= now)
         .order_by(i.next_attempt_at, i.id)
         .limit(limit)
     )
@@ -55,12 +81,8 @@ def due(conn: Connection, *, now: datetime, max_attempts: int, limit: int) -> li
 
 
 def claim(conn: Connection, inbox_id: int) -> StoredDelivery | None:
-    """Lock an unprocessed delivery for this transaction; None when done or held elsewhere."""
-    stmt = (
-        select(inbox)
-        .where(i.id == inbox_id, i.processed_at.is_(None))
-        .with_for_update(skip_locked=True)
-    )
+    """Lock a pending delivery for this transaction; None when done, failed or held elsewhere."""
+    stmt = select(inbox).where(i.id == inbox_id, *_PENDING).with_for_update(skip_locked=True)
     row = conn.execute(stmt).first()
     if row is None:
         return None
@@ -75,12 +97,23 @@ def claim(conn: Connection, inbox_id: int) -> StoredDelivery | None:
     )
 
 
-def mark_processed(conn: Connection, inbox_id: int, *, now: datetime) -> None:
-    """Record a successful attempt."""
+def mark_processed(conn: Connection, inbox_id: int, *, now: datetime, attempts: int) -> None:
+    """Record a successful attempt (the `attempts`-th)."""
     conn.execute(
         update(inbox)
         .where(i.id == inbox_id)
-        .values(processed_at=now, attempts=i.attempts + 1, last_error=None)
+        .values(processed_at=now, attempts=attempts, last_error=None)
+    )
+
+
+def mark_failed(
+    conn: Connection, inbox_id: int, *, now: datetime, attempts: int, error: str
+) -> None:
+    """Give up on a delivery: the worker leaves it alone until an operator retries it."""
+    conn.execute(
+        update(inbox)
+        .where(i.id == inbox_id, i.processed_at.is_(None))
+        .values(failed_at=now, attempts=attempts, last_error=error)
     )
 
 
@@ -97,12 +130,73 @@ def record_failure(
     """Record a failed attempt and when to try again."""
     conn.execute(
         update(inbox)
-        .where(i.id == inbox_id, i.processed_at.is_(None))
+        .where(i.id == inbox_id, *_PENDING)
         .values(attempts=attempts, last_error=error, next_attempt_at=next_attempt_at)
     )
+
+
+def entries(conn: Connection, state: Literal["pending", "failed"], *, limit: int) -> list[Entry]:
+    """Failed deliveries, most recent failure first, or pending ones, next attempt first."""
+    stmt = select(*_ENTRY_COLUMNS)
+    if state == "failed":
+        stmt = stmt.where(i.failed_at.is_not(None)).order_by(i.failed_at.desc(), i.id.desc())
+    else:
+        stmt = stmt.where(*_PENDING).order_by(i.next_attempt_at, i.id)
+    return [_entry(row) for row in conn.execute(stmt.limit(limit))]
+
+
+def lookup(conn: Connection, *, keys: Sequence[str] = (), ids: Sequence[int] = ()) -> list[Entry]:
+    """The deliveries with these delivery keys (on any channel) or these ids."""
+    # Naming every channel lets the (channel, delivery_key) unique index find the keys.
+    by_key = and_(i.channel.in_(CHANNELS), i.delivery_key.in_(keys))
+    stmt = select(*_ENTRY_COLUMNS).where(or_(by_key, i.id.in_(ids)))
+    return [_entry(row) for row in conn.execute(stmt.order_by(i.id))]
+
+
+def failed_ids(conn: Connection) -> list[int]:
+    """Ids of every failed delivery, oldest failure first."""
+    stmt = select(i.id).where(i.failed_at.is_not(None)).order_by(i.failed_at, i.id)
+    return [int(row.id) for row in conn.execute(stmt)]
+
+
+def requeue(conn: Connection, ids: Sequence[int], *, now: datetime) -> None:
+    """Make unprocessed deliveries due now, failed or not, with a fresh round of attempts."""
+    conn.execute(
+        update(inbox)
+        .where(i.id.in_(ids), i.processed_at.is_(None))
+        .values(failed_at=None, attempts=0, next_attempt_at=now)
+    )
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """How many deliveries are pending and how many failed."""
+    pending = select(func.count()).select_from(inbox).where(*_PENDING).scalar_subquery()
+    failed = select(func.count()).select_from(inbox).where(i.failed_at.is_not(None))
+    row = conn.execute(select(pending, failed.scalar_subquery())).one()
+    return {"pending": int(row[0]), "failed": int(row[1])}
 
 
 def delete_processed_before(conn: Connection, before: datetime) -> int:
     """Delete deliveries processed before `before`; how many."""
     result = conn.execute(delete(inbox).where(i.processed_at < before))
     return int(result.rowcount)
+
+
+def _entry(row: Row[Any]) -> Entry:
+    return Entry(
+        id=int(row.id),
+        channel=row.channel,
+        delivery_key=row.delivery_key,
+        state=_state(row),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        received_at=row.received_at,
+        next_attempt_at=row.next_attempt_at,
+        failed_at=row.failed_at,
+    )
+
+
+def _state(row: Row[Any]) -> State:
+    if row.processed_at is not None:
+        return "processed"
+    return "pending" if row.failed_at is None else "failed"

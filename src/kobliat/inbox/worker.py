@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
+from kobliat import metrics
 from kobliat.db.engine import Database
 from kobliat.inbox import service
 from kobliat.settings import Settings
@@ -36,12 +37,15 @@ class InboxWorker:
     def run_once(self) -> int:
         """Process every due delivery now (in batches); returns how many succeeded.
 
-        Also applies statuses that raced their message and, hourly, prunes old rows.
+        Also applies statuses that raced their message, reports the backlog to the metrics
+        and, hourly, prunes old rows.
         """
         total = 0
         while (done := service.process_due(self._db, self._settings)) > 0:
             total += done
         service.apply_overdue_statuses(self._db)
+        for state, count in service.backlog(self._db).items():
+            metrics.INBOX_DELIVERIES.labels(state).set(count)
         now = time.monotonic()
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_SECONDS:
             deliveries, statuses = service.prune(self._db)

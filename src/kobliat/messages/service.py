@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import Connection
@@ -33,11 +33,13 @@ def record_inbound(
     body: str | None,
     sent_at: datetime,
     metadata: dict[str, Any] | None = None,
+    direction: Literal["inbound", "outbound"] = "inbound",
 ) -> tuple[Message, bool]:
-    """Store a provider's message once (`message.inbound.created`); a repeat returns the first."""
+    """Store a message a provider delivered, once (`message.inbound.created`, or
+    `message.outbound.created` for the business endpoint's own); a repeat returns the first."""
     message = Message.new(
         conversation_id=conversation_id,
-        direction="inbound",
+        direction=direction,
         channel=channel,
         content_type=content_type,
         body=body,
@@ -46,7 +48,8 @@ def record_inbound(
         sender_customer_id=sender_customer_id,
         external_message_id=external_message_id,
         metadata=metadata,
-        status="received",
+        # The provider reporting the business's own message means it was sent.
+        status="received" if direction == "inbound" else "sent",
     )
     if not store.insert_if_new(uow.connection, message):
         existing = store.get_by_external_id(uow.connection, channel, external_message_id)
@@ -54,6 +57,8 @@ def record_inbound(
         return existing, False
     conversations.record_message_time(uow, conversation_id, sent_at)
     uow.emit(message.created_event())
+    if direction == "outbound":
+        message = apply_pending_statuses(uow, message)
     return message, True
 
 
