@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query
 from kobliat.bootstrap import Container
 from kobliat.events import outbox
 from kobliat.http import Page, container
+from kobliat.problems import documented
 
 router = APIRouter(prefix="/events", tags=["events"])
 App = Annotated[Container, Depends(container)]
 
 
-@router.get("", response_model=Page[dict[str, Any]])
+@router.get("", response_model=Page[dict[str, Any]], responses=documented(400))
 def list_events(
     app: App,
     after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
