@@ -18,7 +18,7 @@ from kobliat.conversations.schemas import (
     ParticipantIn,
 )
 from kobliat.customers import service as customers
-from kobliat.http import Cursor, Limit, Page, container
+from kobliat.http import NO_NUL, Cursor, Limit, Page, container
 from kobliat.messages import service as messages
 from kobliat.messages.schemas import MessageOut
 from kobliat.problems import documented
@@ -34,7 +34,7 @@ def list_conversations(
     status_: Annotated[Literal["open", "closed", "pending"] | None, Query(alias="status")] = None,
     type_: Annotated[Literal["direct", "multi", "group"] | None, Query(alias="type")] = None,
     customer_id: Annotated[UUID | None, Query()] = None,
-    channel: Annotated[str | None, Query()] = None,
+    channel: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ConversationOut]:

@@ -11,7 +11,7 @@ from kobliat.bootstrap import Container
 from kobliat.customers import service
 from kobliat.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch
 from kobliat.errors import InvalidInput
-from kobliat.http import Cursor, Limit, Page, container
+from kobliat.http import NO_NUL, Cursor, Limit, Page, container
 from kobliat.problems import documented
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -21,10 +21,12 @@ App = Annotated[Container, Depends(container)]
 @router.get("", response_model=Page[CustomerOut], responses=documented(400))
 def list_customers(
     app: App,
-    external_type: Annotated[str | None, Query(min_length=1)] = None,
+    external_type: Annotated[str | None, Query(min_length=1, pattern=NO_NUL)] = None,
     external_id: Annotated[
         str | None,
-        Query(min_length=1, description="look up one identity (with external_type)"),
+        Query(
+            min_length=1, pattern=NO_NUL, description="look up one identity (with external_type)"
+        ),
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
