@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from kobliat.errors import DomainError
 from kobliat.pagination import CursorError
@@ -136,13 +137,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
-        # Keep the framework's headers: a 405 must say which methods are allowed (`Allow`).
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return problem_response(
-            exc.status_code,
-            code,
-            str(exc.detail),
-            instance=request.url.path,
-            headers=exc.headers,
+            exc.status_code, code, str(exc.detail), instance=request.url.path, headers=headers
         )
 
     @app.exception_handler(Exception)
@@ -154,6 +153,19 @@ def install(app: FastAPI) -> None:
             "an unexpected error occurred; it has been logged",
             instance=request.url.path,
         )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers (RFC 9110). Starlette names only the first route whose
+    path matched, and FastAPI has a route per method (GET /customers, POST /customers)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 def _document(app: FastAPI) -> None:
