@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -107,7 +108,7 @@ def _health_routes(app: FastAPI) -> None:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=problems.documented(503))
     def readyz(request: Request) -> dict[str, object]:
         """The database answers; 503 problem when it does not."""
         kobliat: Container = request.app.state.kobliat
@@ -122,7 +123,7 @@ def _health_routes(app: FastAPI) -> None:
         relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return {"status": "ready", "database": "ok", "relay": relay}
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def metrics_endpoint(request: Request) -> Response:
         """Prometheus text format."""
         kobliat: Container = request.app.state.kobliat

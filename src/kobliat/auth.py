@@ -9,9 +9,11 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Annotated
 from uuid import uuid4
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import func, insert, select
 
 from kobliat.db.engine import Database
@@ -82,12 +84,19 @@ class KeyChecker:
         return True
 
 
-def require_api_key(request: Request) -> None:
+# Declared through FastAPI's security scheme so the OpenAPI schema says which routes need a key;
+# the check and its 401 problem stay ours (auto_error=False).
+_bearer = HTTPBearer(auto_error=False, description="an API key (`kobliat keys create`)")
+
+
+def require_api_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
     """FastAPI dependency: a valid `Authorization: Bearer <key>` or a 401 problem."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = credentials.credentials.strip() if credentials is not None else ""
+    if not key:
         raise Problem(401, "missing-api-key", "send the API key as `Authorization: Bearer <key>`")
     checker: KeyChecker = request.app.state.kobliat.keys
-    if not checker.is_valid(key.strip()):
+    if not checker.is_valid(key):
         raise Problem(401, "invalid-api-key", "the API key is not valid")

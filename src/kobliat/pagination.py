@@ -57,8 +57,9 @@ def _convert(value: Any, wanted: type) -> Any:
     if wanted is UUID:
         return UUID(value)
     if wanted is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError("not an int")
+        # Positions are BIGINT columns: a larger number is no position (and no 500).
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+            raise TypeError("not a 64-bit int")
         return value
     if not isinstance(value, wanted):
         raise TypeError(f"not a {wanted.__name__}")

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from kobliat.errors import DomainError
 from kobliat.pagination import CursorError
 
 log = structlog.get_logger(__name__)
 MEDIA_TYPE = "application/problem+json"
+_SCHEMA_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 
 
 class Problem(Exception):
@@ -29,7 +33,13 @@ class Problem(Exception):
 
 
 def problem_response(
-    status: int, code: str, detail: str, *, instance: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     """A problem+json response; `code` becomes the `type` and is also given as `code`."""
     body: dict[str, Any] = {
@@ -42,8 +52,10 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=sent)
 
 
 _TITLES = {
@@ -61,8 +73,38 @@ _TITLES = {
 }
 
 
+class FieldError(BaseModel):
+    """One input a request validation error is about."""
+
+    location: str = Field(description="where, e.g. `body.participants.0.customer_id`")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer (RFC 9457), as the OpenAPI schema documents it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str = Field(description="what was wrong, for a human")
+    code: str = Field(description="the rule or check that refused the request, for a program")
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(default=None, description="validation errors only")
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for the problem statuses a route answers (401 and 422 come free)."""
+    return {
+        status: {"description": _TITLES[status], "content": {MEDIA_TYPE: {"schema": _SCHEMA_REF}}}
+        for status in statuses
+    }
+
+
 def install(app: FastAPI) -> None:
-    """Map every error the app can raise to problem+json."""
+    """Map every error the app can raise to problem+json, and say so in the OpenAPI schema."""
+    _document(app)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -95,7 +137,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
-        return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return problem_response(
+            exc.status_code, code, str(exc.detail), instance=request.url.path, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -106,3 +153,52 @@ def install(app: FastAPI) -> None:
             "an unexpected error occurred; it has been logged",
             instance=request.url.path,
         )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers (RFC 9110). Starlette names only the first route whose
+    path matched, and FastAPI has a route per method (GET /customers, POST /customers)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
+
+
+def _document(app: FastAPI) -> None:
+    """Make the OpenAPI schema honest about errors: every 4xx/5xx it lists is problem+json
+    (FastAPI documents its 422 as its own JSON shape), every operation that needs the API key
+    lists the 401 it answers without one, and every one with a body the 400 for a body FastAPI
+    cannot parse."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()  # FastAPI caches it: described once
+        if fresh:
+            _describe_problems(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_problems(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for fastapi_shape in ("HTTPValidationError", "ValidationError"):
+        components.pop(fastapi_shape, None)
+    problem = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["ProblemDetails"] = problem
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                responses.setdefault("401", {"description": _TITLES[401]})
+            if "requestBody" in operation:  # bytes that are not UTF-8 JSON at all
+                responses.setdefault("400", {"description": _TITLES[400]})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response["content"] = {MEDIA_TYPE: {"schema": _SCHEMA_REF}}

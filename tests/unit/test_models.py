@@ -152,6 +152,20 @@ def test_other_identities() -> None:
         normalise("telegram", "  ")
 
 
+@given(
+    st.sampled_from(["telegram", "whatsapp", "sms", "email", "other"]),
+    st.text(max_size=30) | st.text(st.sampled_from("-+ 0123456789²٣@a:"), max_size=12),
+)
+def test_any_identity_normalises_or_is_invalid_input(kind: str, raw: str) -> None:
+    with contextlib.suppress(InvalidInput):
+        normalise(kind, raw)
+
+
+@pytest.mark.parametrize("raw", ["²", "--5", "-", "٣"])
+def test_telegram_ids_that_are_not_ascii_numbers_are_kept_as_given(raw: str) -> None:
+    assert normalise("telegram", raw) == ("telegram", raw)
+
+
 @given(st.lists(st.integers(min_value=-(2**62), max_value=2**62), min_size=1, max_size=3))
 def test_cursors_round_trip_and_reject_other_lists(values: list[int]) -> None:
     cursor = pagination.encode("a", *values)
@@ -164,6 +178,12 @@ def test_cursors_round_trip_and_reject_other_lists(values: list[int]) -> None:
 def test_garbage_cursors_are_cursor_errors(cursor: str) -> None:
     with contextlib.suppress(pagination.CursorError):
         pagination.decode("a", cursor, int)
+
+
+@pytest.mark.parametrize("position", [2**63, -(2**63) - 1, 10**30])
+def test_cursor_positions_outside_bigint_are_cursor_errors(position: int) -> None:
+    with pytest.raises(pagination.CursorError):
+        pagination.decode("a", pagination.encode("a", position), int)
 
 
 def test_status_rank_is_monotonic() -> None:

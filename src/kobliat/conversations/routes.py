@@ -18,22 +18,23 @@ from kobliat.conversations.schemas import (
     ParticipantIn,
 )
 from kobliat.customers import service as customers
-from kobliat.http import Cursor, Limit, Page, container
+from kobliat.http import NO_NUL, Cursor, Limit, Page, container
 from kobliat.messages import service as messages
 from kobliat.messages.schemas import MessageOut
+from kobliat.problems import documented
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 App = Annotated[Container, Depends(container)]
 LATEST_MESSAGES = 20
 
 
-@router.get("", response_model=Page[ConversationOut])
+@router.get("", response_model=Page[ConversationOut], responses=documented(400))
 def list_conversations(
     app: App,
     status_: Annotated[Literal["open", "closed", "pending"] | None, Query(alias="status")] = None,
     type_: Annotated[Literal["direct", "multi", "group"] | None, Query(alias="type")] = None,
     customer_id: Annotated[UUID | None, Query()] = None,
-    channel: Annotated[str | None, Query()] = None,
+    channel: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ConversationOut]:
@@ -51,7 +52,15 @@ def list_conversations(
     return Page(data=[ConversationOut.of(c) for c in items], next_cursor=next_cursor)
 
 
-@router.post("", response_model=ConversationDetail, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=ConversationDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": ConversationDetail, "description": "the open one with the same key"},
+        **documented(409),
+    },
+)
 def create_conversation(
     body: ConversationCreate, app: App, response: Response
 ) -> ConversationDetail:
@@ -73,13 +82,15 @@ def create_conversation(
     return _detail(app, conversation.id)
 
 
-@router.get("/{conversation_id}", response_model=ConversationDetail)
+@router.get("/{conversation_id}", response_model=ConversationDetail, responses=documented(404))
 def get_conversation(conversation_id: UUID, app: App) -> ConversationDetail:
     """The conversation, its participants with their customers, and its latest messages."""
     return _detail(app, conversation_id)
 
 
-@router.patch("/{conversation_id}", response_model=ConversationDetail)
+@router.patch(
+    "/{conversation_id}", response_model=ConversationDetail, responses=documented(404, 409)
+)
 def patch_conversation(
     conversation_id: UUID, body: ConversationPatch, app: App
 ) -> ConversationDetail:
@@ -101,6 +112,7 @@ def patch_conversation(
     "/{conversation_id}/participants",
     response_model=ParticipantDetail,
     status_code=status.HTTP_201_CREATED,
+    responses=documented(404, 409),
 )
 def add_participant(conversation_id: UUID, body: ParticipantIn, app: App) -> ParticipantDetail:
     """Add a customer (`conversation.participant.added`); a broken rule is a 409."""
@@ -113,7 +125,9 @@ def add_participant(conversation_id: UUID, body: ParticipantIn, app: App) -> Par
 
 
 @router.delete(
-    "/{conversation_id}/participants/{customer_id}", status_code=status.HTTP_204_NO_CONTENT
+    "/{conversation_id}/participants/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(404, 409),
 )
 def remove_participant(conversation_id: UUID, customer_id: UUID, app: App) -> Response:
     """Remove a participant (`conversation.participant.removed`); a broken rule is a 409."""

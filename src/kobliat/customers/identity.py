@@ -43,7 +43,8 @@ def normalise(external_type: str, external_id: str) -> tuple[str, str]:
         return kind, normalise_phone(raw)
     if kind == "email":
         return kind, raw.lower()
-    if kind == "telegram" and raw.lstrip("-").isdigit():
+    digits = raw.removeprefix("-")
+    if kind == "telegram" and digits.isascii() and digits.isdigit():  # not "²" or "--5"
         return kind, str(int(raw))
     return kind, raw
 

@@ -11,17 +11,23 @@ from kobliat.bootstrap import Container
 from kobliat.customers import service
 from kobliat.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch
 from kobliat.errors import InvalidInput
-from kobliat.http import Cursor, Limit, Page, container
+from kobliat.http import NO_NUL, Cursor, Limit, Page, container
+from kobliat.problems import documented
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 App = Annotated[Container, Depends(container)]
 
 
-@router.get("", response_model=Page[CustomerOut])
+@router.get("", response_model=Page[CustomerOut], responses=documented(400))
 def list_customers(
     app: App,
-    external_type: Annotated[str | None, Query()] = None,
-    external_id: Annotated[str | None, Query(description="look up one identity")] = None,
+    external_type: Annotated[str | None, Query(min_length=1, pattern=NO_NUL)] = None,
+    external_id: Annotated[
+        str | None,
+        Query(
+            min_length=1, pattern=NO_NUL, description="look up one identity (with external_type)"
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[CustomerOut]:
@@ -38,7 +44,12 @@ def list_customers(
     return Page(data=[CustomerOut.of(c) for c in items], next_cursor=next_cursor)
 
 
-@router.post("", response_model=CustomerOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=CustomerOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": CustomerOut, "description": "the customer with this identity"}},
+)
 def create_customer(body: CustomerCreate, app: App, response: Response) -> CustomerOut:
     """Create a customer, or get the one with this identity (200)."""
     customer, created = app.db.run(
@@ -55,14 +66,14 @@ def create_customer(body: CustomerCreate, app: App, response: Response) -> Custo
     return CustomerOut.of(customer)
 
 
-@router.get("/{customer_id}", response_model=CustomerOut)
+@router.get("/{customer_id}", response_model=CustomerOut, responses=documented(404))
 def get_customer(customer_id: UUID, app: App) -> CustomerOut:
     """One customer."""
     with app.db.reading() as conn:
         return CustomerOut.of(service.get(conn, customer_id))
 
 
-@router.patch("/{customer_id}", response_model=CustomerOut)
+@router.patch("/{customer_id}", response_model=CustomerOut, responses=documented(404))
 def patch_customer(customer_id: UUID, body: CustomerPatch, app: App) -> CustomerOut:
     """Change the name and/or merge metadata (`customer.updated` when something changed)."""
     customer = app.db.run(

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from kobliat.bootstrap import Container
 from kobliat.events import outbox
 from kobliat.http import Page, container
-from kobliat.problems import Problem
+from kobliat.problems import Problem, documented
 
 router = APIRouter(prefix="/events", tags=["events"])
 App = Annotated[Container, Depends(container)]
@@ -46,7 +46,7 @@ def _read(app: Container, after: str | None, limit: int) -> outbox.FeedPage:
         return outbox.read_feed(conn, after=after, limit=limit)
 
 
-@router.get("", response_model=Page[dict[str, Any]])
+@router.get("", response_model=Page[dict[str, Any]], responses=documented(400))
 def list_events(
     app: App,
     after: After = None,

@@ -13,12 +13,13 @@ from kobliat.errors import InvalidInput
 from kobliat.http import Cursor, Limit, Page, container
 from kobliat.messages import service
 from kobliat.messages.schemas import MessageCreate, MessageOut
+from kobliat.problems import documented
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 App = Annotated[Container, Depends(container)]
 
 
-@router.get("", response_model=Page[MessageOut])
+@router.get("", response_model=Page[MessageOut], responses=documented(400, 404))
 def list_messages(
     conversation_id: UUID,
     app: App,
@@ -35,7 +36,15 @@ def list_messages(
     return Page(data=[MessageOut.of(m) for m in items], next_cursor=next_cursor)
 
 
-@router.post("", response_model=MessageOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=MessageOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": MessageOut, "description": "a replay of the same Idempotency-Key"},
+        **documented(404, 409),
+    },
+)
 def post_message(
     conversation_id: UUID,
     body: MessageCreate,

@@ -24,16 +24,18 @@ from kobliat.db.types import utcnow
 from kobliat.http import container
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
-from kobliat.problems import Problem
+from kobliat.problems import Problem, documented
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 # Meta documents payloads of up to ~3 MB; anything far beyond that is not a provider.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _COMMON_HEADERS = ("content-type", "user-agent")
+# Not configured (503), unsigned (401), too big (413), unreadable (400): see the module docstring.
+_REFUSALS = documented(400, 401, 413, 503)
 
 
-@router.get("/whatsapp", response_class=PlainTextResponse)
+@router.get("/whatsapp", response_class=PlainTextResponse, responses=documented(403, 503))
 def whatsapp_handshake(
     request: Request,
     mode: Annotated[str | None, Query(alias="hub.mode")] = None,
@@ -49,7 +51,7 @@ def whatsapp_handshake(
     return PlainTextResponse(answer)
 
 
-@router.post("/whatsapp")
+@router.post("/whatsapp", responses=_REFUSALS)
 async def whatsapp_webhook(request: Request) -> Response:
     """WhatsApp Cloud API: `X-Hub-Signature-256` over the raw body."""
     app = container(request)
@@ -66,7 +68,7 @@ async def whatsapp_webhook(request: Request) -> Response:
     return await _accept(app, Delivery("whatsapp", body, kept, utcnow()))
 
 
-@router.post("/telegram")
+@router.post("/telegram", responses=_REFUSALS)
 async def telegram_webhook(request: Request) -> Response:
     """Telegram Bot API: `X-Telegram-Bot-Api-Secret-Token` equals our secret token."""
     app = container(request)
@@ -78,7 +80,11 @@ async def telegram_webhook(request: Request) -> Response:
     return await _accept(app, Delivery("telegram", body, _kept(request, _COMMON_HEADERS), utcnow()))
 
 
-@router.post("/twilio")
+@router.post(
+    "/twilio",
+    response_class=Response,
+    responses={200: {"content": {"text/xml": {"schema": {"type": "string"}}}}, **_REFUSALS},
+)
 async def twilio_webhook(request: Request) -> Response:
     """Twilio Messaging: `X-Twilio-Signature` over the URL Twilio called and the form fields."""
     app = container(request)
@@ -102,7 +108,7 @@ async def twilio_webhook(request: Request) -> Response:
     return Response("<Response/>", media_type="text/xml")
 
 
-@router.post("/generic")
+@router.post("/generic", responses=_REFUSALS)
 async def generic_webhook(request: Request) -> Response:
     """kobliat's own JSON format, signed with Standard Webhooks (see docs/webhooks.md)."""
     app = container(request)
