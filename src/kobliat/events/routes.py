@@ -58,7 +58,17 @@ def list_events(
     return Page(data=feed.events, next_cursor=feed.next_cursor)
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-sent events: `id` is a feed cursor, `data` a CloudEvent",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **documented(400),
+    },
+)
 async def stream_events(
     app: App,
     after: After = None,

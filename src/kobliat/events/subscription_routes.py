@@ -17,6 +17,7 @@ from kobliat.events.schemas import (
     SubscriptionOut,
 )
 from kobliat.http import Cursor, Limit, Page, container
+from kobliat.problems import documented
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 App = Annotated[Container, Depends(container)]
@@ -34,7 +35,7 @@ def create_subscription(body: SubscriptionCreate, app: App) -> SubscriptionCreat
     return SubscriptionCreated(**SubscriptionOut.of(sink).model_dump(), secret=sink.secret)
 
 
-@router.get("", response_model=Page[SubscriptionOut])
+@router.get("", response_model=Page[SubscriptionOut], responses=documented(400))
 def list_subscriptions(app: App, limit: Limit = 50, cursor: Cursor = None) -> Page[SubscriptionOut]:
     """Subscriptions in creation order, with what each still has to receive."""
     with app.db.reading() as conn:
@@ -45,7 +46,7 @@ def list_subscriptions(app: App, limit: Limit = 50, cursor: Cursor = None) -> Pa
     )
 
 
-@router.get("/{subscription_id}", response_model=SubscriptionOut)
+@router.get("/{subscription_id}", response_model=SubscriptionOut, responses=documented(404))
 def get_subscription(subscription_id: UUID, app: App) -> SubscriptionOut:
     """One subscription (without its secret)."""
     with app.db.reading() as conn:
@@ -54,7 +55,9 @@ def get_subscription(subscription_id: UUID, app: App) -> SubscriptionOut:
     return SubscriptionOut.of(sink, backlog)
 
 
-@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(404)
+)
 def delete_subscription(subscription_id: UUID, app: App) -> Response:
     """Unsubscribe; events not yet delivered to it are dropped."""
     app.db.run(lambda uow: subscriptions.delete(uow, subscription_id))
@@ -62,7 +65,10 @@ def delete_subscription(subscription_id: UUID, app: App) -> Response:
 
 
 @router.post(
-    "/{subscription_id}/replay", response_model=ReplayOut, status_code=status.HTTP_202_ACCEPTED
+    "/{subscription_id}/replay",
+    response_model=ReplayOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=documented(404),
 )
 def replay_subscription(
     subscription_id: UUID, app: App, body: Annotated[ReplayIn | None, Body()] = None
