@@ -18,6 +18,7 @@ from kobliat.channels.records import (
     ParsedWebhook,
     Party,
     StatusUpdate,
+    without_nul,
 )
 from kobliat.conversations import service as conversations
 from kobliat.conversations.model import Conversation
@@ -52,7 +53,7 @@ def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) ->
     a delivery gets this second pass only after it failed as a whole.
     """
     outcome = Outcome()
-    for item in parsed.items:
+    for item in without_nul(parsed).items:
         if not isolate:
             _apply(uow, item, outcome)
             continue

@@ -317,3 +317,15 @@ def test_sender_and_business_endpoint_are_customers_of_the_channel(db: Database)
         ).one()
     assert business.external_type == "whatsapp"
     assert business.metadata["phone_number_id"] == whatsapp.PHONE_NUMBER_ID
+
+
+def test_nul_characters_in_a_payload_are_stored_as_replacement_characters(db: Database) -> None:
+    hooks = webhooks_for(db)
+    body = telegram.private_text(
+        update_id=990001, message_id=990001, first_name="To\u0000mas", text="hi\u0000there"
+    )
+    answer = post_ok(hooks, "telegram", body)
+    assert answer["status"] == "processed", answer
+    stored = message_by_external_id(db, f"{telegram.USER_ID}:990001")
+    assert stored["body"] == "hi\ufffdthere"
+    assert "\u0000" not in str(stored["metadata"])

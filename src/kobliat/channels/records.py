@@ -6,9 +6,10 @@ Adapters (one module per channel) only verify and parse; they never touch the da
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from kobliat.messages.model import ContentType as ContentType  # re-exported for the adapters
 
@@ -96,3 +97,29 @@ class ParsedWebhook:
 
 class PayloadError(ValueError):
     """The payload is malformed (not the provider's format): answered with a 400/422 problem."""
+
+
+T = TypeVar("T")
+REPLACEMENT = "\ufffd"
+
+
+def without_nul(value: T) -> T:
+    """The same records with every U+0000 replaced by U+FFFD, in text, keys and metadata.
+
+    Providers relay whatever users type, NUL included; PostgreSQL's text and jsonb cannot hold
+    it, so a delivery carrying one would fail on every retry. It never means anything in a chat.
+    """
+    return _scrub(value)  # type: ignore[no-any-return]
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _scrub(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    return value
