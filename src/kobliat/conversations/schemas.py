@@ -28,12 +28,7 @@ class ParticipantOut(BaseModel):
     @classmethod
     def of(cls, member: Participant) -> ParticipantOut:
         """From the domain object."""
-        return cls(
-            customer_id=member.customer_id,
-            role=member.role,
-            joined_at=member.joined_at,
-            metadata=member.metadata,
-        )
+        return cls.model_validate(member, from_attributes=True)
 
 
 class ParticipantDetail(ParticipantOut):
@@ -69,20 +64,7 @@ class ConversationOut(BaseModel):
     @classmethod
     def of(cls, conv: Conversation) -> ConversationOut:
         """From the domain object."""
-        return cls(
-            id=conv.id,
-            type=conv.type,
-            status=conv.status,
-            channel=conv.channel,
-            external_id=conv.external_id,
-            group_name=conv.group_name,
-            group_avatar=conv.group_avatar,
-            group_metadata=conv.group_metadata,
-            last_message_at=conv.last_message_at,
-            created_at=conv.created_at,
-            updated_at=conv.updated_at,
-            participants=[ParticipantOut.of(p) for p in conv.participants],
-        )
+        return cls.model_validate(conv, from_attributes=True)
 
 
 class ConversationDetail(ConversationOut):

@@ -26,15 +26,7 @@ class CustomerOut(BaseModel):
     @classmethod
     def of(cls, customer: Customer) -> CustomerOut:
         """From the domain object."""
-        return cls(
-            id=customer.id,
-            external_id=customer.external_id,
-            external_type=customer.external_type,
-            name=customer.name,
-            metadata=customer.metadata,
-            created_at=customer.created_at,
-            updated_at=customer.updated_at,
-        )
+        return cls.model_validate(customer, from_attributes=True)
 
 
 class CustomerCreate(Strict):

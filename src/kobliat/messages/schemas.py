@@ -32,21 +32,7 @@ class MessageOut(BaseModel):
     @classmethod
     def of(cls, message: Message) -> MessageOut:
         """From the domain object."""
-        return cls(
-            id=message.id,
-            conversation_id=message.conversation_id,
-            sender_customer_id=message.sender_customer_id,
-            direction=message.direction,
-            channel=message.channel,
-            external_message_id=message.external_message_id,
-            content_type=message.content_type,
-            body=message.body,
-            metadata=message.metadata,
-            sent_at=message.sent_at,
-            status=message.status,
-            created_at=message.created_at,
-            updated_at=message.updated_at,
-        )
+        return cls.model_validate(message, from_attributes=True)
 
 
 class MessageCreate(Strict):
