@@ -465,7 +465,8 @@ class Traffic:
         self.new_share = new_share
         self.random = random.Random(seed)
         self.sequence = 0
-        self.new_senders = 0
+        self.new_senders = 0  # built
+        self.sent_new = 0  # handed to the load generator
         self.run = f"{os.getpid()}{int(time.time()) % 100000}"
 
     def _request(self, wa_id: str, name: str) -> bytes:
@@ -487,11 +488,32 @@ class Traffic:
     def known_sender(self, n: int) -> bytes:
         return self._request(f"447911{n:06d}", f"Bench Sender {n}")
 
-    def mixed(self) -> bytes:
+    def _mixed(self) -> tuple[bytes, bool]:
         if self.random.random() < self.new_share:
             self.new_senders += 1
-            return self._request(f"447912{self.new_senders:06d}", f"New Sender {self.new_senders}")
-        return self.known_sender(self.random.randrange(self.known))
+            wa_id, name = f"447912{self.new_senders:06d}", f"New Sender {self.new_senders}"
+            return self._request(wa_id, name), True
+        return self.known_sender(self.random.randrange(self.known)), False
+
+    def mixed(self) -> bytes:
+        """The next webhook: a known sender mostly, a new one with probability new_share."""
+        request, new = self._mixed()
+        self.sent_new += new
+        return request
+
+    def prepared(self, count: int) -> Callable[[], bytes]:
+        """`mixed()`, with `count` requests built ahead (so building them is not load-generator
+        CPU inside the measured window); built on the fly once they run out."""
+        ready = iter([self._mixed() for _ in range(count)])
+
+        def next_request() -> bytes:
+            request, new = next(ready, (b"", False))
+            if not request:
+                return self.mixed()
+            self.sent_new += new
+            return request
+
+        return next_request
 
 
 @dataclass
@@ -689,14 +711,18 @@ def http_run(
             return None if n is None else traffic.known_sender(n)
 
         warmup = drive(port, max(levels), 120, warm)
+        # Build about twice what the warm-up rate suggests the window will use.
+        expected = int(2 * warmup.ok / max(warmup.seconds, 0.001) * seconds)
+        ahead = min(max(expected, 1000), 200_000)
         windows = []
         for connections in levels:
-            new_before = traffic.new_senders
+            new_before = traffic.sent_new
+            next_request = traffic.prepared(ahead)
             sessions_before = sessions() if sessions else None
             server_before = proc_cpu(pid)
             pg_before = postgres_cpu(cluster) if cluster else 0.0
             others = Others()
-            load = drive(port, connections, seconds, traffic.mixed)
+            load = drive(port, connections, seconds, next_request)
             server_cpu = proc_cpu(pid) - server_before
             pg_cpu = postgres_cpu(cluster) - pg_before if cluster else None
             other_cores = others.cores(server_cpu + (pg_cpu or 0.0) + load.client_cpu)
@@ -708,7 +734,7 @@ def http_run(
                     server_cpu=server_cpu,
                     pg_cpu=pg_cpu,
                     other_cores=other_cores,
-                    new_senders=traffic.new_senders - new_before,
+                    new_senders=traffic.sent_new - new_before,
                     sessions=opened,
                 )
             )
