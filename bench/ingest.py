@@ -405,6 +405,7 @@ def run_pgbench(
     cluster: PostgresCluster, dbname: str, script: Path, clients: int, seconds: float
 ) -> PgbenchResult:
     """One pgbench run; commits/s without connection time."""
+    wait_backends_gone(cluster, dbname)  # the seeding's or the last run's backends
     pg_before, child_before, others = postgres_cpu(cluster), children_cpu(), Others()
     command = [
         str(cluster.bindir / "pgbench"),
