@@ -161,12 +161,6 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def children_cpu() -> float:
-    """CPU seconds of this process's waited-for children (pgbench)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def machine_busy() -> float:
     """CPU seconds the whole machine has been busy (all cores, /proc/stat)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -406,7 +400,7 @@ def run_pgbench(
 ) -> PgbenchResult:
     """One pgbench run; commits/s without connection time."""
     wait_backends_gone(cluster, dbname)  # the seeding's or the last run's backends
-    pg_before, child_before, others = postgres_cpu(cluster), children_cpu(), Others()
+    runtime = max(2, round(seconds))
     command = [
         str(cluster.bindir / "pgbench"),
         "-n",
@@ -417,7 +411,7 @@ def run_pgbench(
         "-j",
         str(min(clients, 2)),
         "-T",
-        str(max(1, round(seconds))),
+        str(runtime),
         "-f",
         str(script),
         "-h",
@@ -428,12 +422,21 @@ def run_pgbench(
         "postgres",
         dbname,
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=False
-    )
-    wait_backends_gone(cluster, dbname)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # CPU is sampled inside the run, while every backend is alive (exiting backends' CPU
+    # reaches the postmaster's cutime late): from 1 s in to 0.5 s before the end.
+    time.sleep(1.0)
+    pg_before, bench_before, others = postgres_cpu(cluster), proc_cpu(proc.pid), Others()
+    time.sleep(max(0.5, runtime - 1.5))
     pg_used = postgres_cpu(cluster) - pg_before
-    other_cores = others.cores(pg_used + children_cpu() - child_before)
+    elapsed = time.perf_counter() - others.started
+    other_cores = others.cores(pg_used + proc_cpu(proc.pid) - bench_before)
+    try:
+        stdout, stderr = proc.communicate(timeout=runtime + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    done = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     out = done.stdout + done.stderr
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     processed = re.search(r"number of transactions actually processed: (\d+)", out)
@@ -446,7 +449,7 @@ def run_pgbench(
         tps=float(tps.group(1)),
         transactions=count,
         failed=int(failed.group(1)) if failed else 0,
-        pg_cpu_per_commit_us=pg_used / max(count, 1) * 1e6,
+        pg_cpu_per_commit_us=pg_used / elapsed / max(float(tps.group(1)), 1.0) * 1e6,
         aborted=aborted.group(0) if aborted else "",
         other_cores=other_cores,
     )
