@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Row,
     and_,
@@ -28,6 +29,10 @@ from kobliat.db.tables import conversations as conversations_t
 from kobliat.db.types import UTCDateTime
 
 c = conversations_t.c
+# The partial unique index's predicate, written as SQL text rather than a bound parameter: once
+# psycopg prepares a statement, PostgreSQL plans it generically and cannot match `status <> $1`
+# to `conversations_open_key_uq` (ON CONFLICT then fails; a lookup cannot use the index).
+NOT_CLOSED: ColumnElement[bool] = literal_column("status <> 'closed'")
 p = participants_t.c
 
 
@@ -74,11 +79,8 @@ def insert_if_key_free(conn: Connection, conv: Conversation) -> bool:
     """
     stmt = dialect.dialect_insert(conn, conversations_t).values(**_row_values(conv))
     if conv.conversation_key is not None:
-        # The predicate must be SQL text, not a bound parameter: once psycopg prepares the
-        # statement, PostgreSQL plans it generically and cannot match `status <> $1` to the
-        # partial index, failing every insert with "no unique or exclusion constraint".
         stmt = stmt.on_conflict_do_nothing(
-            index_elements=[c.conversation_key], index_where=literal_column("status <> 'closed'")
+            index_elements=[c.conversation_key], index_where=NOT_CLOSED
         )
     inserted = conn.execute(stmt.returning(c.id)).first() is not None
     if inserted and conv.participants:
@@ -137,7 +139,7 @@ def find_open_by_key(
     conn: Connection, key: str, *, for_update: bool = False
 ) -> Conversation | None:
     """The non-closed conversation holding `key`, if any; `for_update` locks its row."""
-    stmt = select(conversations_t).where(c.conversation_key == key, c.status != "closed")
+    stmt = select(conversations_t).where(c.conversation_key == key, NOT_CLOSED)
     if for_update:
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
