@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from kobliat import pagination
 from kobliat.conversations import store
@@ -20,7 +19,6 @@ from kobliat.conversations.model import (
     conversation_key,
 )
 from kobliat.customers import service as customers
-from kobliat.db import dialect
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.errors import InvalidInput, NotFound, RuleViolation
@@ -145,17 +143,12 @@ def update(
     changed = [e for e in events if e is not None]
     if not changed:
         return current
-    try:
-        with uow.connection.begin_nested():
-            store.save_details(uow.connection, current)
-    except IntegrityError as exc:
-        if dialect.is_unique_violation(exc, "conversations_open_key_uq"):
-            raise RuleViolation(
-                "another conversation with the same participants (or group) is open; "
-                "close it before reopening this one",
-                code="reopen-conflicts-with-open-conversation",
-            ) from exc
-        raise
+    if not store.save_details(uow.connection, current):
+        raise RuleViolation(
+            "another conversation with the same participants (or group) is open; "
+            "close it before reopening this one",
+            code="reopen-conflicts-with-open-conversation",
+        )
     uow.emit(*changed)
     return current
 
@@ -171,15 +164,10 @@ def move_group(
     if current is None:  # moved already (the notice comes twice), closed, or never seen
         return None
     moved, event = current.moved_to(new_external_id, now=utcnow())
-    try:
-        with uow.connection.begin_nested():
-            store.save_key(uow.connection, moved)
-    except IntegrityError as exc:
+    if not store.save_key(uow.connection, moved):
         # The new id's first message opened a conversation before the notice arrived; two
         # conversations cannot share a key, and merging them is an operator's decision.
-        if dialect.is_unique_violation(exc, "conversations_open_key_uq"):
-            return None
-        raise
+        return None
     uow.emit(event)
     return moved
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Update,
     and_,
     case,
     delete,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from kobliat.conversations.model import Conversation, Participant
 from kobliat.db import dialect
@@ -173,9 +175,11 @@ def participants_of(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, list[Pa
     return found
 
 
-def save_details(conn: Connection, conv: Conversation) -> None:
-    """Persist status and group fields."""
-    conn.execute(
+def save_details(conn: Connection, conv: Conversation) -> bool:
+    """Persist status and group fields; False (nothing written) when a reopen would give the
+    key a second non-closed conversation."""
+    return _unless_key_taken(
+        conn,
         update(conversations_t)
         .where(c.id == conv.id)
         .values(
@@ -184,21 +188,35 @@ def save_details(conn: Connection, conv: Conversation) -> None:
             group_avatar=conv.group_avatar,
             group_metadata=conv.group_metadata,
             updated_at=conv.updated_at,
-        )
+        ),
     )
 
 
-def save_key(conn: Connection, conv: Conversation) -> None:
-    """Persist a new external id and conversation key (the unique index may refuse the key)."""
-    conn.execute(
+def save_key(conn: Connection, conv: Conversation) -> bool:
+    """Persist a new external id and conversation key; False (nothing written) when another
+    non-closed conversation holds that key."""
+    return _unless_key_taken(
+        conn,
         update(conversations_t)
         .where(c.id == conv.id)
         .values(
             external_id=conv.external_id,
             conversation_key=conv.conversation_key,
             updated_at=conv.updated_at,
-        )
+        ),
     )
+
+
+def _unless_key_taken(conn: Connection, stmt: Update) -> bool:
+    """Run `stmt` in a savepoint; False when `conversations_open_key_uq` refuses it."""
+    try:
+        with conn.begin_nested():
+            conn.execute(stmt)
+    except IntegrityError as exc:
+        if dialect.is_unique_violation(exc, "conversations_open_key_uq"):
+            return False
+        raise
+    return True
 
 
 def record_message_time(conn: Connection, conversation_id: UUID, at: datetime) -> bool:

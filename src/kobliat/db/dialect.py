@@ -98,7 +98,6 @@ def is_unique_violation(exc: BaseException, constraint: str) -> bool:
 
 _SQLITE_UNIQUE_COLUMNS = {
     "conversations_open_key_uq": "conversations.conversation_key",
-    "messages_idempotency_uq": "messages.conversation_id, messages.idempotency_key",
 }
 
 
