@@ -38,11 +38,13 @@ class NatsServer:
         port: int | None = None,
         name: str | None = None,
         cluster: tuple[int, list[int]] | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.name = name
         self.cluster = cluster  # (this node's route port, every node's route port)
+        self.credentials = credentials  # (user, password) clients must present
         self.binary = nats_binary()
         self._process: subprocess.Popen[bytes] | None = None
         self._log = store_dir / "nats.log"
@@ -51,6 +53,11 @@ class NatsServer:
     def url(self) -> str:
         """Client URL."""
         return f"nats://127.0.0.1:{self.port}"
+
+    def url_with(self, password: str) -> str:
+        """Client URL carrying this server's credentials."""
+        user = self.credentials[0] if self.credentials else ""
+        return f"nats://{user}:{password}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
         """Start and wait until it accepts connections."""
@@ -67,6 +74,8 @@ class NatsServer:
             "-l",
             str(self._log),
         ]
+        if self.credentials is not None:
+            command += ["--user", self.credentials[0], "--pass", self.credentials[1]]
         if self.name is not None:
             command += ["-n", self.name]
         if self.cluster is not None:

@@ -192,7 +192,7 @@ class NatsSink:
             self._refused(f"JetStream refused to create the stream: {exc.description}")
             raise
         log.info("nats stream created", stream=self._stream, replicas=self._replicas)
-        return info
+        return self._check(info, [])
 
     async def _reconcile(self, js: JetStreamContext, info: StreamInfo) -> StreamInfo:
         """Update what differs, one setting at a time, so one refusal (replicas on a single
@@ -208,8 +208,18 @@ class NatsSink:
                 log.info("nats stream updated", stream=self._stream, **{field: value})
             except nats.js.errors.APIError as exc:
                 refusals.append(f"{field} {getattr(config, field)} → {value}: {exc.description}")
+        return self._check(info, refusals)
+
+    def _check(self, info: StreamInfo, refusals: list[str]) -> StreamInfo:
+        """Note what the stream ended up with; anything short of the settings is a problem."""
+        replicas, window = info.config.num_replicas, info.config.duplicate_window
         if refusals:
             self._refused("JetStream refused to update the stream: " + "; ".join(refusals))
+        elif not (_same(replicas, self._replicas) and _same(window, self._window)):
+            self._refused(
+                f"the stream has {replicas} replica(s) and a {window} s duplicate window; "
+                f"the settings ask for {self._replicas} and {self._window} s"
+            )
         else:
             self._problem = None
         return info
