@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,10 +29,16 @@ console = Console(stderr=True)
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port: int = typer.Option(8000, help="TCP port"),
+    host: str | None = typer.Option(None, help="interface to listen on [KOBLIAT_HOST, 127.0.0.1]"),
+    port: int | None = typer.Option(None, help="TCP port [KOBLIAT_PORT, 8000]"),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="server processes [KOBLIAT_WORKERS; default min(cores, 4) on PostgreSQL, 1 on SQLite]",
+    ),
 ) -> None:
-    """Migrate the database, then serve the API and webhooks."""
+    """Migrate the database, then serve the API and webhooks (in several processes when the
+    machine has several cores)."""
     import uvicorn
 
     from kobliat import bootstrap
@@ -38,19 +46,55 @@ def serve(
 
     settings = Settings()
     logs.configure(settings.log_level)
+    host, port = host or settings.host, port or settings.port
+    processes = workers or settings.workers or default_workers(settings.database_url)
+    # Migrations and the first key happen here, once, before any worker starts.
     container = bootstrap.build(settings)
     if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
         key = auth.create_key(container.db, name="first")
         console.print("[bold]No API key existed, so one was created. It is shown only once:[/bold]")
         print(key, flush=True)
-    console.print(f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs)")
-    uvicorn.run(
-        create_app(settings, container=container),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        log_config=logs.uvicorn_log_config(),
+    console.print(
+        f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs; {processes} process(es))"
     )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "log_config": logs.uvicorn_log_config(),
+    }
+    if processes == 1:
+        uvicorn.run(create_app(settings, container=container), **options)
+        return
+    container.close()
+    # uvicorn kills a worker that does not answer its health check in time; a worker still
+    # importing on a busy machine does not answer, so the default 5 s kills healthy workers.
+    uvicorn.run(
+        "kobliat.cli:worker_app",
+        factory=True,
+        workers=processes,
+        timeout_worker_healthcheck=60,
+        **options,
+    )
+
+
+def default_workers(database_url: str) -> int:
+    """min(cores, 4) on PostgreSQL; 1 on SQLite, where processes would only queue on the one
+    file lock (sleeping in SQLite's busy handler) instead of writing in parallel."""
+    if database_url.startswith("sqlite"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
+def worker_app() -> Any:
+    """The application of one `serve` worker process (the database is already migrated)."""
+    from kobliat import bootstrap
+    from kobliat.api import create_app
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return create_app(settings, container=bootstrap.build(settings, run_migrations=False))
 
 
 @app.command("dev-secrets")
