@@ -109,31 +109,36 @@ class Traffic:
 
 
 async def _connection(
-    port: int, traffic: Traffic, deadline: float, statuses: Counter[int], latencies: list[float]
+    port: int, traffic: Traffic, deadline: float, stats: tuple[Counter[int], list[float]], per: int
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            writer.write(traffic.next())
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.lower().split(b"\r\n")
-                    if line.startswith(b"content-length:")
-                ),
-                0,
-            )
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            statuses[int(head[9:12])] += 1
-    finally:
-        writer.close()
+    """Send on one keep-alive connection, reopening it every `per` requests: a connection
+    belongs to the worker that accepted it, and providers do not keep theirs for ever."""
+    statuses, latencies = stats
+    while time.perf_counter() < deadline:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(per):
+                if time.perf_counter() >= deadline:
+                    break
+                started = time.perf_counter()
+                writer.write(traffic.next())
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(_content_length(head))
+                latencies.append(time.perf_counter() - started)
+                statuses[int(head[9:12])] += 1
+        finally:
+            writer.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return int(line.split(b":")[1])
+    return 0
 
 
 def drive(
-    port: int, traffic: Traffic, *, connections: int, seconds: float
+    port: int, traffic: Traffic, *, connections: int, seconds: float, per: int
 ) -> tuple[Counter[int], list[float]]:
     """Keep `connections` keep-alive connections busy for `seconds`."""
     statuses: Counter[int] = Counter()
@@ -142,7 +147,10 @@ def drive(
     async def run() -> None:
         deadline = time.perf_counter() + seconds
         await asyncio.gather(
-            *(_connection(port, traffic, deadline, statuses, latencies) for _ in range(connections))
+            *(
+                _connection(port, traffic, deadline, (statuses, latencies), per)
+                for _ in range(connections)
+            )
         )
 
     asyncio.run(run())
@@ -187,13 +195,13 @@ def measure(cluster: PostgresCluster, url: str, workers: int, args: argparse.Nam
     """One row of the table: webhooks/s, latency, CPU per webhook of each party."""
     with serve(url, workers, Path(tempfile.gettempdir()) / f"scale-{workers}.log") as (port, pids):
         traffic = Traffic(port, args.senders)
-        drive(port, traffic, connections=args.connections, seconds=args.warmup)
+        drive(port, traffic, connections=args.connections, seconds=args.warmup, per=args.per)
         load_before = os.getloadavg()[0]
         cpu = [proc_cpu(p) for p in pids]
         pg, busy, me = postgres_cpu(cluster), machine_busy(), time.process_time()
         started = time.perf_counter()
         statuses, latencies = drive(
-            port, traffic, connections=args.connections, seconds=args.seconds
+            port, traffic, connections=args.connections, seconds=args.seconds, per=args.per
         )
         elapsed = time.perf_counter() - started
         used = [proc_cpu(p) - c for p, c in zip(pids, cpu, strict=True)]
@@ -220,6 +228,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=4)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--senders", type=int, default=500)
+    parser.add_argument("--per", type=int, default=50, help="requests per connection")
     args = parser.parse_args()
     cluster = start_cluster()
     try:
