@@ -1,6 +1,7 @@
 """A three-node NATS cluster under webhook load: the stream's leader is killed with SIGKILL
-mid-load and restarted later; every event is in the stream exactly once, a durable consumer
-reads them all, each aggregate's events in order. Prints how long publishing stalled."""
+mid-load and restarted later, then the server kobliat is connected to; every event is in the
+stream exactly once, a durable consumer reads them all, each aggregate's events in order.
+Prints how long publishing stalled."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from kobliat.db.tables import messages
 from tests.cluster.load import WHATSAPP_SECRET, WebhookLoad
 from tests.cluster.stream import message_count, stored, stream_leader
 from tests.support.events import a_container, assert_in_aggregate_order, expected_events
-from tests.support.nats import NatsCluster
+from tests.support.nats import NatsCluster, NatsServer
 from tests.support.relay import serving, wait_for
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]
-TOTAL = 900
+TOTAL = 1000
 
 
 def _precreate_small_stream(url: str) -> None:
@@ -50,6 +51,11 @@ def _nats_report(base: str) -> dict[str, object]:
     return report
 
 
+def _connected_node(cluster: NatsCluster, base: str) -> NatsServer:
+    server = _nats_report(base)["server"]
+    return next(node for node in cluster.nodes if server == f"127.0.0.1:{node.port}")
+
+
 @pytest.mark.timeout(600)
 def test_stream_leader_killed_under_load_loses_and_repeats_nothing(
     pg_url: str, nats_cluster: NatsCluster
@@ -75,6 +81,15 @@ def test_stream_leader_killed_under_load_loses_and_repeats_nothing(
             killed_at, sent_at_kill = time.time(), load.sent
             wait_for(lambda: load.sent >= sent_at_kill + 200, timeout=120, what="more load")
             nats_cluster.node(leader).start()  # same port, same store: it catches up
+            # Then the server kobliat is connected to dies: it reconnects to a survivor.
+            connected = _connected_node(nats_cluster, base)
+            connected.kill()
+            wait_for(
+                lambda: _nats_report(base)["server"] not in (None, f"127.0.0.1:{connected.port}"),
+                timeout=60,
+                what="a connection to a surviving server",
+            )
+            connected.start()
         expected = expected_events(container.db)
         wait_for(
             lambda: message_count(nats_cluster.url) >= len(expected),
@@ -82,6 +97,9 @@ def test_stream_leader_killed_under_load_loses_and_repeats_nothing(
             what="every event in the stream",
         )
         report = _nats_report(base)
+        exposed = httpx.get(f"{base}/metrics", timeout=10).text
+    assert "kobliat_nats_stream_replicas 3.0" in exposed
+    assert f'kobliat_nats_connected{{server="{report["server"]}"}} 1.0' in exposed
     stream = stored(nats_cluster.url)
     with container.db.reading() as conn:
         stored_messages = conn.execute(select(func.count()).select_from(messages)).scalar_one()
