@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from kobliat import auth, logs
+from kobliat.bootstrap import Container
 from kobliat.db import migrate as migrations
 from kobliat.db.engine import Database
 from kobliat.inbox import commands as inbox_commands
@@ -50,10 +51,7 @@ def serve(
     processes = workers or settings.workers or default_workers(settings.database_url)
     # Migrations and the first key happen here, once, before any worker starts.
     container = bootstrap.build(settings)
-    if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
-        key = auth.create_key(container.db, name="first")
-        console.print("[bold]No API key existed, so one was created. It is shown only once:[/bold]")
-        print(key, flush=True)
+    _first_key(container)
     console.print(
         f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs; {processes} process(es))"
     )
@@ -76,6 +74,15 @@ def serve(
         timeout_worker_healthcheck=60,
         **options,
     )
+
+
+def _first_key(container: Container) -> None:
+    """Create and print an API key when none exists (and none is configured)."""
+    if container.settings.configured_api_keys() or auth.stored_key_count(container.db) > 0:
+        return
+    key = auth.create_key(container.db, name="first")
+    console.print("[bold]No API key existed, so one was created. It is shown only once:[/bold]")
+    print(key, flush=True)
 
 
 def default_workers(database_url: str) -> int:
