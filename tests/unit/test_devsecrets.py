@@ -10,7 +10,9 @@ from kobliat.settings import Settings
 
 def test_writes_every_channel_secret_and_settings_read_them(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text("KOBLIAT_DATABASE_URL=sqlite:///x.db\nKOBLIAT_TWILIO_AUTH_TOKEN=mine-own-token\n")
+    env.write_text(
+        "KOBLIAT_DATABASE_URL=sqlite:///x.db\nKOBLIAT_TWILIO_AUTH_TOKEN=mine-own-token\n"
+    )
     written = write_env(env)
     assert "KOBLIAT_TWILIO_AUTH_TOKEN" not in written and len(written) == 4
     settings = Settings(_env_file=env)  # type: ignore[call-arg]
