@@ -31,8 +31,9 @@ from kobliat.problems import Problem, documented
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 _COMMON_HEADERS = ("content-type", "user-agent")
-# Not configured (503), unsigned (401), too big (413), unreadable (400): see the module docstring.
-_REFUSALS = documented(400, 401, 413, 503)
+# Not configured or database down (503), unsigned (401), too big (413) or slow (408),
+# unreadable (400): see the module docstring.
+_REFUSALS = documented(400, 401, 408, 413, 503)
 
 
 @router.get("/whatsapp", response_class=PlainTextResponse, responses=documented(403, 503))
