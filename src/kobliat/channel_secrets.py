@@ -17,9 +17,8 @@ def check(setting: str, value: str) -> None:
         raise ValueError(f"{name} has leading or trailing spaces")
     if len(value) < MIN_LENGTH:
         raise ValueError(
-            f"{name} is {'empty' if not value else 'too short'}: use at least {MIN_LENGTH} "
-            "characters (`kobliat dev-secrets` writes usable ones), or unset it to turn the "
-            "channel off"
+            f"{name} is too short: use at least {MIN_LENGTH} characters (`kobliat dev-secrets` "
+            "writes usable ones), or leave it empty to turn the channel off"
         )
     if setting == "generic_webhook_secret":
         _check_generic(name, value)

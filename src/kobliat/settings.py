@@ -62,9 +62,11 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _usable_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        """Refuse at start a channel secret no request could ever be checked against."""
-        if value is not None:
-            channel_secrets.check(info.field_name or "", value.get_secret_value())
+        """Refuse at start a channel secret no request could ever be checked against; an empty
+        one (`KOBLIAT_X=`) is the channel turned off, as when unset."""
+        if value is None or value.get_secret_value() == "":
+            return None
+        channel_secrets.check(info.field_name or "", value.get_secret_value())
         return value
 
     def configured_api_keys(self) -> list[str]:
