@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -105,11 +106,62 @@ def migrate() -> None:
 @keys_app.command("create")
 def keys_create(name: str = typer.Option("default", help="a label for the key")) -> None:
     """Create an API key and print it (once; only its hash is stored)."""
-    settings = Settings()
-    db = Database(settings.database_url)
+    db = _migrated_database()
+    try:
+        print(auth.create_key(db, name=name))
+    finally:
+        db.dispose()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List stored API keys: id, name, prefix, created, last used, revoked (never the key)."""
+    from rich.table import Table
+
+    db = _migrated_database()
+    try:
+        keys = auth.list_keys(db)
+    finally:
+        db.dispose()
+    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    for key in keys:
+        table.add_row(
+            str(key.id),
+            key.name,
+            key.prefix + "…",
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+        )
+    Console().print(table)
+    if not keys:
+        console.print("no stored keys (keys set in KOBLIAT_API_KEYS are not listed)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(help="the key's id (or its first characters) or its prefix"),
+) -> None:
+    """Revoke an API key; running servers refuse it within their key cache time (30 s)."""
+    db = _migrated_database()
+    try:
+        revoked = auth.revoke_key(db, key)
+    except auth.UnknownKey as exc:
+        console.print(f"[red]{exc}[/red] (`kobliat keys list` shows the ids)")
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    console.print(f"revoked {revoked.id} ({revoked.name}, {revoked.prefix}…)")
+
+
+def _migrated_database() -> Database:
+    db = Database(Settings().database_url)
     migrations.upgrade(db.engine)
-    print(auth.create_key(db, name=name))
-    db.dispose()
+    return db
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 @app.command()
