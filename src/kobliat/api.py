@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -45,11 +47,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             if owned:
                 app.state.kobliat.close()
 
-    app = FastAPI(
+    # Swagger UI is served from assets packaged with kobliat, so /docs works offline. (ReDoc is
+    # left out: its page fetches a logo from its vendor's CDN.)
+    app = FastAPIOffline(
+        redoc_url=None,
         title="kobliat",
         version="0.1.0",
         description="Customers, conversations and messages from chat webhooks; domain events out.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     if container is not None:
         app.state.kobliat = container
@@ -68,6 +74,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     _health_routes(app)
     app.middleware("http")(_measure)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its handler's name in camelCase (`listConversations`)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 @asynccontextmanager
@@ -103,12 +115,12 @@ async def _measure(
 
 
 def _health_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], name="get_health")
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses=problems.documented(503))
+    @app.get("/readyz", tags=["health"], name="get_readiness", responses=problems.documented(503))
     def readyz(request: Request) -> dict[str, object]:
         """The database answers; 503 problem when it does not."""
         kobliat: Container = request.app.state.kobliat
@@ -123,7 +135,7 @@ def _health_routes(app: FastAPI) -> None:
         relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return {"status": "ready", "database": "ok", "relay": relay}
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["health"], name="get_metrics", response_class=PlainTextResponse)
     def metrics_endpoint(request: Request) -> Response:
         """Prometheus text format."""
         kobliat: Container = request.app.state.kobliat
