@@ -39,7 +39,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.update(KOBLIAT_RELAY_ENABLED="false")
     with (workdir / "serve.log").open("w") as log:
         proc = subprocess.Popen(
-            [str(KOBLIAT), "serve", "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=log
+            [str(KOBLIAT), "serve", "--port", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
     base = f"http://127.0.0.1:{port}"
     try:
