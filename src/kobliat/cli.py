@@ -39,6 +39,7 @@ def serve(
 
     settings = Settings()
     logs.configure(settings.log_level)
+    settings = _development_secrets(settings)
     container = bootstrap.build(settings)
     if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
         key = auth.create_key(container.db, name="first")
@@ -52,6 +53,22 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=logs.uvicorn_log_config(),
     )
+
+
+def _development_secrets(settings: Settings) -> Settings:
+    """On a first run with the embedded database and no channel secret, write random ones to
+    .env, so webhooks (and `kobliat simulate`, which reads the same file) work at once."""
+    from kobliat import devsecrets
+
+    env = Path(".env")
+    if not devsecrets.needed_for_development(settings):
+        return settings
+    names = devsecrets.write_env(env)
+    console.print(
+        f"No channel secret was set, so development secrets were written to {env.resolve()} "
+        f"({', '.join(names)}). `kobliat simulate` run from here signs with them."
+    )
+    return Settings()
 
 
 @app.command("dev-secrets")
@@ -170,6 +187,11 @@ def simulate(
     rate: float = typer.Option(20.0, min=0.1, help="webhooks per second"),
     duration: float = typer.Option(10.0, min=0.1, help="seconds to keep sending"),
     senders: int = typer.Option(25, min=1, help="distinct simulated customers"),
+    api_key: str | None = typer.Option(
+        None,
+        envvar="KOBLIAT_API_KEY",
+        help="an API key of the server (the one `serve` printed), to read back what it stored",
+    ),
 ) -> None:
     """Send realistic signed webhooks of every channel and type to a running server."""
     from kobliat import simulate as simulation
@@ -187,6 +209,28 @@ def simulate(
         )
         raise typer.Exit(2)
     console.print(simulation.summary(report))
+    for hint in simulation.hints(report):
+        console.print(f"[yellow]{hint}[/yellow]")
+    _read_back(url, api_key or next(iter(settings.configured_api_keys()), None))
     if report.failures:
         console.print(f"[red]{report.failures} request(s) were not answered 2xx[/red]")
         raise typer.Exit(1)
+
+
+def _read_back(url: str, api_key: str | None) -> None:
+    """Show what the server stored, through its REST API."""
+    import httpx
+
+    from kobliat import simulate_readback
+
+    if api_key is None:
+        console.print(
+            "Pass --api-key (the key `kobliat serve` printed) to see what the server stored."
+        )
+        return
+    try:
+        stored = simulate_readback.read_back(url, api_key)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]could not read back what was stored: {exc}[/red]")
+        return
+    console.print(simulate_readback.table(stored))
