@@ -21,6 +21,7 @@ from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
 from kobliat.events import health
+from kobliat.events.contract_routes import router as contract_router
 from kobliat.events.routes import router as events_router
 from kobliat.events.subscription_routes import router as subscriptions_router
 from kobliat.inbox import worker as inbox_worker
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     for router in routers:
         app.include_router(router, dependencies=authed)
     app.include_router(webhooks_router)  # no API key: each channel's own signature
+    app.include_router(contract_router)  # public, like /docs
     _health_routes(app)
     app.middleware("http")(_measure)
     return app
