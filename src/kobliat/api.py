@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -116,13 +117,34 @@ async def _measure(
     return response
 
 
+READY_EXAMPLE = {
+    "status": "ready",
+    "database": "ok",
+    "relay": {
+        "running_here": True,
+        "lag_seconds": 0.012,
+        "undispatched": 0,
+        "sinks": [{"sink": "nats", "kind": "nats", "pending_aggregates": 0, "lag_seconds": 0.0}],
+    },
+}
+
+
+def _example(answer: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": answer}}}}
+
+
 def _health_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["health"], name="get_health")
+    @app.get("/healthz", tags=["health"], name="get_health", responses=_example({"status": "ok"}))
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], name="get_readiness", responses=problems.documented(503))
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        name="get_readiness",
+        responses={**_example(READY_EXAMPLE), **problems.documented(503)},
+    )
     def readyz(request: Request) -> dict[str, object]:
         """The database answers; 503 problem when it does not."""
         kobliat: Container = request.app.state.kobliat

@@ -19,7 +19,16 @@ class SchemaResponse(JSONResponse):
     media_type = "application/schema+json"
 
 
-@router.get("/schemas/events")
+_LIST_EXAMPLE = {
+    "data": [{"type": "conversation.opened", "schema": "/schemas/events/conversation.opened"}],
+    "envelope": {"type": "object", "required": ["specversion", "id", "type", "data"]},
+}
+
+
+@router.get(
+    "/schemas/events",
+    responses={200: {"content": {"application/json": {"example": _LIST_EXAMPLE}}}},
+)
 def list_event_schemas() -> dict[str, Any]:
     """Every event type, with where its `data` schema is and the envelope's schema."""
     return {
@@ -31,7 +40,21 @@ def list_event_schemas() -> dict[str, Any]:
 @router.get(
     "/schemas/events/{event_type}",
     response_class=SchemaResponse,
-    responses={200: {"content": {"application/schema+json": {}}}, **documented(404)},
+    responses={
+        200: {
+            "content": {
+                "application/schema+json": {
+                    "example": {
+                        "$schema": "https://json-schema.org/draft/2020-12/schema",
+                        "title": "conversation.closed",
+                        "type": "object",
+                        "required": ["event_id", "timestamp", "conversation_id"],
+                    }
+                }
+            }
+        },
+        **documented(404),
+    },
 )
 def get_event_schema(event_type: str) -> SchemaResponse:
     """The JSON Schema of one event type's `data` (e.g. `conversation.opened`)."""
@@ -41,7 +64,18 @@ def get_event_schema(event_type: str) -> SchemaResponse:
     return SchemaResponse(contract.data_schema(event_type))
 
 
-@router.get("/asyncapi.json")
+@router.get(
+    "/asyncapi.json",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {"asyncapi": "3.0.0", "info": {"title": "kobliat events"}}
+                }
+            }
+        }
+    },
+)
 def get_asyncapi() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the NATS subjects and HTTP subscription deliveries."""
     return contract.asyncapi()

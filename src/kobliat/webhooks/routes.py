@@ -32,7 +32,25 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _COMMON_HEADERS = ("content-type", "user-agent")
 # Not configured (503), unsigned (401), too big (413), unreadable (400): see the module docstring.
-_REFUSALS = documented(400, 401, 413, 503)
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Stored durably; what the delivery held, once processed",
+        "content": {
+            "application/json": {
+                "example": {
+                    "status": "processed",
+                    "delivery_key": "whatsapp:6a1f0c2e9b",
+                    "messages": 1,
+                    "duplicates": 0,
+                    "statuses": 0,
+                    "pending_statuses": 0,
+                    "ignored": 0,
+                }
+            }
+        },
+    },
+    **documented(400, 401, 413, 503),
+}
 
 
 @router.get("/whatsapp", response_class=PlainTextResponse, responses=documented(403, 503))
