@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from kobliat import bootstrap, metrics, problems
+from kobliat import bootstrap, metrics, problem_catalog, problems
 from kobliat.auth import require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(webhooks_router)  # no API key: each channel's own signature
     app.include_router(contract_router)  # public, like /docs
     _health_routes(app)
+    _problem_pages(app)
     app.middleware("http")(_measure)
     return app
 
@@ -166,3 +167,18 @@ def _health_routes(app: FastAPI) -> None:
         with contextlib.suppress(Exception):  # the gauges keep their last values
             health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _problem_pages(app: FastAPI) -> None:
+    """The pages problem `type` URIs point to (`/problems/{code}`), and their index."""
+
+    @app.get("/problems", response_class=HTMLResponse, include_in_schema=False)
+    def problem_index() -> str:
+        return problem_catalog.index()
+
+    @app.get("/problems/{code}", response_class=HTMLResponse, include_in_schema=False)
+    def problem_page(code: str) -> str:
+        found = problem_catalog.page(code)
+        if found is None:
+            raise problems.Problem(404, "not-found", f"no problem is called {code!r}")
+        return found
