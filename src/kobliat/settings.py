@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Everything kobliat reads from its environment; see DESIGN §7 for the names."""
+    """Everything kobliat reads from its environment (prefix KOBLIAT_) or a .env file."""
 
     model_config = SettingsConfigDict(env_prefix="KOBLIAT_", env_file=".env", extra="ignore")
 

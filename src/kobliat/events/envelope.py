@@ -37,7 +37,7 @@ def isoformat(moment: datetime) -> str:
 def to_cloudevent(event: DomainEvent, *, sequence: int) -> dict[str, Any]:
     """The CloudEvents 1.0 structured-mode JSON for an event.
 
-    `data` carries the seed's field names plus `event_id` (= the envelope id) and `timestamp`.
+    `data` carries the event's fields plus `event_id` (= the envelope id) and `timestamp`.
     `sequence` is the event's position among its aggregate's events (1, 2, ...).
     """
     return {

@@ -1,4 +1,4 @@
-"""Inbound webhooks (no API key: each channel's own signature). DESIGN §7.
+"""Inbound webhooks (no API key: each channel's own signature).
 
 Every POST is handled the same way: refuse when the channel has no secret configured (503,
 so providers that retry deliver once it is set), verify the signature over the raw bytes
