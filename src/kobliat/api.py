@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from kobliat import bootstrap, metrics, problem_catalog, problems
+from kobliat import bootstrap, metrics, problem_catalog, problems, tracing
 from kobliat.auth import require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(contract_router)  # public, like /docs
     _health_routes(app)
     _problem_pages(app)
+    tracing.configure()
+    app.add_middleware(tracing.TraceContextMiddleware)
     app.middleware("http")(_measure)
     return app
 

@@ -199,6 +199,11 @@ def envelope_schema() -> dict[str, Any]:
                 "description": "position among the aggregate's events (1, 2, ...)",
             },
             "aggregatetype": {"enum": ["customer", "conversation"]},
+            "traceparent": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "W3C trace context of the request that caused the event",
+            },
             "data": {"type": "object", "description": "see the schema of the event's type"},
         },
     }

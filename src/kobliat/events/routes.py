@@ -47,7 +47,12 @@ def _read(app: Container, after: str | None, limit: int) -> outbox.FeedPage:
         return outbox.read_feed(conn, after=after, limit=limit)
 
 
-@router.get("", response_model=Page[EventOut], responses=documented(400))
+@router.get(
+    "",
+    response_model=Page[EventOut],
+    response_model_exclude_unset=True,  # envelopes as written: no null traceparent
+    responses=documented(400),
+)
 def list_events(
     app: App,
     after: After = None,

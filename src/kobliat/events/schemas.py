@@ -67,6 +67,9 @@ class EventOut(BaseModel):
     sequence: int = Field(description="position among the aggregate's events (1, 2, ...)")
     aggregatetype: Literal["customer", "conversation"] = Field(description="the aggregate's kind")
     data: dict[str, Any] = Field(description="the payload; its schema depends on `type`")
+    traceparent: str | None = Field(
+        default=None, description="W3C trace context of the request that caused the event"
+    )
 
 
 class SubscriptionCreate(Strict):
