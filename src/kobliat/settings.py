@@ -9,7 +9,7 @@ from kobliat import channel_secrets
 
 
 class Settings(BaseSettings):
-    """Everything kobliat reads from its environment; see DESIGN §7 for the names."""
+    """Everything kobliat reads from its environment (prefix KOBLIAT_) or a .env file."""
 
     # hide_input_in_errors: a refused secret must not be echoed in the error that refuses it.
     model_config = SettingsConfigDict(
