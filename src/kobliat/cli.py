@@ -39,7 +39,7 @@ def serve(
     from kobliat.api import create_app
 
     settings = _development_secrets(_settings())
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     container = bootstrap.build(settings)
     if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
         key = auth.create_key(container.db, name="first")
@@ -100,7 +100,7 @@ def relay() -> None:
     from kobliat import bootstrap
 
     settings = _settings()
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     container = bootstrap.build(settings)
     relay = bootstrap.build_relay(container)
 
