@@ -35,10 +35,13 @@ def find_or_open(
     group_avatar: str | None = None,
     group_metadata: dict[str, Any] | None = None,
 ) -> tuple[Conversation, bool]:
-    """The non-closed conversation for this key, or a new one (`conversation.opened`).
+    """The non-closed conversation for this key, locked until commit, or a new one
+    (`conversation.opened`).
 
     Concurrent callers with the same key end with one conversation: the partial unique index
-    on the key lets exactly one INSERT through; the others read the winner's row.
+    on the key lets exactly one INSERT through; the others read the winner's row. The row lock
+    keeps a close from committing between this lookup and the caller's message: a close that
+    committed first is seen (the locked row no longer matches), and a new conversation opens.
     """
     candidate = Conversation.open(
         type=type,
@@ -52,7 +55,7 @@ def find_or_open(
     )
     key = candidate.conversation_key
     # Most messages belong to a conversation that is open already: look before inserting.
-    existing = store.find_open_by_key(uow.connection, key) if key is not None else None
+    existing = store.find_open_by_key(uow.connection, key, for_update=True) if key else None
     if existing is not None:
         return existing, False
     for _ in range(5):
@@ -60,10 +63,10 @@ def find_or_open(
             uow.emit(candidate.opened_event())
             return candidate, True
         assert key is not None
-        existing = store.find_open_by_key(uow.connection, key)
+        existing = store.find_open_by_key(uow.connection, key, for_update=True)
         if existing is not None:
             return existing, False
-        # The holder was closed between our INSERT and SELECT: try to open again.
+        # The holder was closed (or re-keyed) between our INSERT and SELECT: try to open again.
     raise RuntimeError(f"could not settle conversation {candidate.conversation_key}")
 
 
@@ -176,6 +179,17 @@ def record_message_time(uow: UnitOfWork, conversation_id: UUID, at: datetime) ->
     """Move the conversation's last_message_at forward to a message's time."""
     if not store.record_message_time(uow.connection, conversation_id, at):
         raise NotFound(f"no conversation {conversation_id}", code="conversation-not-found")
+
+
+def open_for_message(uow: UnitOfWork, conversation_id: UUID) -> Conversation:
+    """The conversation, locked until commit so that it cannot close under a message being
+    written; refused (409) when it is closed already."""
+    conversation = _locked(uow, conversation_id)
+    if conversation.status == "closed":
+        raise RuleViolation(
+            "the conversation is closed; reopen it to send", code="conversation-closed"
+        )
+    return conversation
 
 
 def get(conn: Connection, conversation_id: UUID) -> Conversation:
