@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +40,11 @@ def engine_url(url: str) -> str:
 def engine_options(url: str, *, pool_size: int) -> dict[str, Any]:
     """Keyword arguments for `create_engine` that suit the URL's database."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        return {
+            "connect_args": {"timeout": 30, "check_same_thread": False},
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+        }
     return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
 
 
@@ -45,6 +54,8 @@ def prepare_engine(engine: Engine) -> None:
     SQLite: WAL so readers never block the writer, and every write transaction starts with
     BEGIN IMMEDIATE, which takes the write lock up front: concurrent find-or-create calls then
     queue instead of failing with "database is locked" when a reader upgrades to a writer.
+    Within a process, writers queue on `writing` before that BEGIN; the busy timeout is left
+    for another process on the same file (a separate `kobliat relay`).
     """
     if engine.dialect.name != "sqlite":
         return
@@ -63,6 +74,70 @@ def prepare_engine(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get("kobliat_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class _QueueLock:
+    """A lock granted in arrival order.
+
+    `threading.Lock` lets a thread that releases take the lock straight back, so under load a
+    few writers could wait for many turns: the tail latency is what this queue is for.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiting: deque[tuple[int, threading.Lock]] = deque()
+        self._owner: int | None = None
+
+    def acquire(self, *, timeout: float) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner is None:
+                self._owner = me
+                return
+            if self._owner == me:  # waiting would never end
+                raise RuntimeError("this thread is in a write transaction already")
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append((me, turn))
+        if turn.acquire(timeout=timeout):  # released by the holder handing the lock over
+            return
+        with self._mutex:
+            if (me, turn) in self._waiting:
+                self._waiting.remove((me, turn))
+                raise TimeoutError(f"no turn to write to SQLite within {timeout:.0f} s")
+        turn.acquire()  # handed over just as the wait ended: the turn is ours
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:  # handed over: the next writer owns it from here
+                self._owner, turn = self._waiting.popleft()
+                turn.release()
+            else:
+                self._owner = None
+
+
+# As long as the busy timeout SQLite itself is given: a writer stuck longer is a fault.
+SQLITE_WRITER_TIMEOUT = 30.0
+_sqlite_writers: dict[str, _QueueLock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[None]:
+    """Hold this process's turn to write (SQLite: one writer per database file, in arrival
+    order, so no connection ever sleeps in SQLite's busy handler); PostgreSQL: nothing."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    file = engine.url.database or ""
+    key = os.path.abspath(file) if file and file != ":memory:" else f"engine:{id(engine)}"
+    with _sqlite_writers_guard:
+        lock = _sqlite_writers.setdefault(key, _QueueLock())
+    lock.acquire(timeout=SQLITE_WRITER_TIMEOUT)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
