@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,64 +75,25 @@ def prepare_engine(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-class _QueueLock:
-    """A lock granted in arrival order.
-
-    `threading.Lock` lets a thread that releases take the lock straight back, so under load a
-    few writers could wait for many turns: the tail latency is what this queue is for.
-    """
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._waiting: deque[tuple[int, threading.Lock]] = deque()
-        self._owner: int | None = None
-
-    def acquire(self, *, timeout: float) -> None:
-        me = threading.get_ident()
-        with self._mutex:
-            if self._owner is None:
-                self._owner = me
-                return
-            if self._owner == me:  # waiting would never end
-                raise RuntimeError("this thread is in a write transaction already")
-            turn = threading.Lock()
-            turn.acquire()
-            self._waiting.append((me, turn))
-        if turn.acquire(timeout=timeout):  # released by the holder handing the lock over
-            return
-        with self._mutex:
-            if (me, turn) in self._waiting:
-                self._waiting.remove((me, turn))
-                raise TimeoutError(f"no turn to write to SQLite within {timeout:.0f} s")
-        turn.acquire()  # handed over just as the wait ended: the turn is ours
-
-    def release(self) -> None:
-        with self._mutex:
-            if self._waiting:  # handed over: the next writer owns it from here
-                self._owner, turn = self._waiting.popleft()
-                turn.release()
-            else:
-                self._owner = None
-
-
 # As long as the busy timeout SQLite itself is given: a writer stuck longer is a fault.
 SQLITE_WRITER_TIMEOUT = 30.0
-_sqlite_writers: dict[str, _QueueLock] = {}
+_sqlite_writers: dict[str, threading.Lock] = {}
 _sqlite_writers_guard = threading.Lock()
 
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[None]:
-    """Hold this process's turn to write (SQLite: one writer per database file, in arrival
-    order, so no connection ever sleeps in SQLite's busy handler); PostgreSQL: nothing."""
+    """Hold this process's turn to write (SQLite: one writer per database file, so no
+    connection of the process ever sleeps in SQLite's busy handler); PostgreSQL: nothing."""
     if engine.dialect.name != "sqlite":
         yield
         return
     file = engine.url.database or ""
     key = os.path.abspath(file) if file and file != ":memory:" else f"engine:{id(engine)}"
     with _sqlite_writers_guard:
-        lock = _sqlite_writers.setdefault(key, _QueueLock())
-    lock.acquire(timeout=SQLITE_WRITER_TIMEOUT)
+        lock = _sqlite_writers.setdefault(key, threading.Lock())
+    if not lock.acquire(timeout=SQLITE_WRITER_TIMEOUT):
+        raise TimeoutError(f"no turn to write to {key} within {SQLITE_WRITER_TIMEOUT:.0f} s")
     try:
         yield
     finally:
