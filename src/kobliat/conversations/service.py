@@ -104,7 +104,8 @@ def add_participant(
     """Add a known customer to a conversation, keeping the type's rules."""
     _require_customers(uow.connection, [customer_id])
     current = _locked(uow, conversation_id)
-    _, member, event = current.add_participant(customer_id, role=role, now=utcnow())
+    after, member, event = current.add_participant(customer_id, role=role, now=utcnow())
+    _save_new_key(uow, current, after)
     if not store.add_participant_if_absent(uow.connection, conversation_id, member):
         raise RuleViolation(
             f"customer {customer_id} is already a participant", code="participant-exists"
@@ -116,9 +117,22 @@ def add_participant(
 def remove_participant(uow: UnitOfWork, conversation_id: UUID, customer_id: UUID) -> None:
     """Remove a participant, keeping the type's rules."""
     current = _locked(uow, conversation_id)
-    _, event = current.remove_participant(customer_id, now=utcnow())
+    after, event = current.remove_participant(customer_id, now=utcnow())
+    _save_new_key(uow, current, after)
     store.remove_participant(uow.connection, conversation_id, customer_id)
     uow.emit(event)
+
+
+def _save_new_key(uow: UnitOfWork, before: Conversation, after: Conversation) -> None:
+    """Persist a multi conversation's key for its new set of parties, or refuse (409) when
+    another non-closed conversation has exactly those parties."""
+    if after.conversation_key == before.conversation_key:
+        return
+    if not store.save_key(uow.connection, after):
+        raise RuleViolation(
+            "another open conversation has exactly these participants; close it first",
+            code="participants-match-another-conversation",
+        )
 
 
 def update(
@@ -141,8 +155,8 @@ def update(
         )
         events.append(event)
     if status is not None:
-        current, event = current.change_status(status, now=now)
-        events.append(event)
+        current, status_events = current.change_status(status, now=now)
+        events.extend(status_events)
     changed = [e for e in events if e is not None]
     if not changed:
         return current
