@@ -39,11 +39,7 @@ def engine_url(url: str) -> str:
 def engine_options(url: str, *, pool_size: int) -> dict[str, Any]:
     """Keyword arguments for `create_engine` that suit the URL's database."""
     if url.startswith("sqlite"):
-        return {
-            "connect_args": {"timeout": 30, "check_same_thread": False},
-            "pool_size": pool_size,
-            "max_overflow": pool_size,
-        }
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
 
 
