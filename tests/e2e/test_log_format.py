@@ -67,9 +67,7 @@ def test_json_logs_from_every_source_with_request_ids(tmp_path: Path) -> None:
     [access] = [line for line in lines if str(line["event"]).startswith("GET /conversations")]
     assert access["request_id"] == "req-42"
     text_lines = [
-        line
-        for line in log.read_text().splitlines()
-        if line.strip() and not line.startswith("{")
+        line for line in log.read_text().splitlines() if line.strip() and not line.startswith("{")
     ]
     # What is not JSON is the command's own console output, never a log line.
     assert not any("INFO" in line or "[info" in line for line in text_lines), text_lines
