@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from kobliat import bootstrap, problem_catalog, problems, tracing
-from kobliat.asgi import BodyLimits, LimitBodies, Observe
+from kobliat.asgi import BodyLimits, LimitBodies, Observe, RequestId
 from kobliat.auth import RequireKeyFirst, require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.add_middleware(RequireKeyFirst, protected=protected)
     app.add_middleware(LimitBodies, limits=limits)
     app.add_middleware(Observe)
+    app.add_middleware(RequestId)  # around Observe: the access log line carries the id
     tracing.configure()
     app.add_middleware(tracing.TraceContextMiddleware)  # outermost: the whole request traced
     return app

@@ -48,7 +48,7 @@ def serve(
     from kobliat.api import create_app
 
     settings = _development_secrets(_settings())
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     host, port = host or settings.host, port or settings.port
     processes = workers or settings.workers or default_workers(settings.database_url)
     # Migrations and the first key happen here, once, before any worker starts.
@@ -97,7 +97,7 @@ def worker_app() -> Any:
     from kobliat.api import create_app
 
     settings = Settings()
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     return create_app(settings, container=bootstrap.build(settings, run_migrations=False))
 
 
@@ -147,7 +147,7 @@ def relay() -> None:
     from kobliat import bootstrap
 
     settings = _settings()
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     container = bootstrap.build(settings)
     relay = bootstrap.build_relay(container)
 

@@ -102,6 +102,11 @@ CATALOG: dict[str, Entry] = {
         "Another open conversation already holds this conversation's key (same channel and "
         "parties, or same group); close it first or write there.",
     ),
+    "participants-match-another-conversation": Entry(
+        409,
+        "After this change a multi conversation would have the same parties as another open "
+        "one on its channel; write there, or close it first.",
+    ),
     "duplicate-participant": Entry(422, "The same customer is listed twice."),
     "participant-exists": Entry(409, "The customer already takes part in the conversation."),
     "participant-missing": Entry(409, "The customer does not take part in the conversation."),
