@@ -110,7 +110,7 @@ def _health_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["health"], responses=problems.documented(503))
     def readyz(request: Request) -> dict[str, object]:
-        """The database answers; 503 problem when it does not."""
+        """The database answers and this process's relay loops run; a 503 problem when not."""
         kobliat: Container = request.app.state.kobliat
         try:
             with kobliat.db.reading() as conn:
@@ -121,6 +121,11 @@ def _health_routes(app: FastAPI) -> None:
             ) from exc
         # Relay lag does not make the API unready: events wait in the outbox meanwhile.
         relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
+        if not relay["ready"]:
+            stopped = ", ".join(relay["loops_stopped_here"])
+            raise problems.Problem(
+                503, "relay-not-running", f"relay loops stopped: {stopped}", relay=relay
+            )
         return {"status": "ready", "database": "ok", "relay": relay}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1)  # requests in flight per subscription
+    # Let subscriptions target loopback, private, link-local and other internal addresses
+    # (development only: otherwise a subscription could reach services behind the firewall).
+    subscriptions_allow_private: bool = False
 
     def configured_api_keys(self) -> list[str]:
         """The keys given in KOBLIAT_API_KEYS, trimmed, without empties."""

@@ -125,7 +125,11 @@ def test_failing_aggregate_holds_back_only_its_own_later_events(db_url: str) -> 
         receiver.answer = lambda d: 503 if d.event["subject"] == str(stuck.id) else 204
         container.db.run(
             lambda uow: subscriptions.create(
-                uow, url=receiver.url, event_types=["conversation.*", "message.*"], secret=None
+                uow,
+                url=receiver.url,
+                event_types=["conversation.*", "message.*"],
+                secret=None,
+                allow_private=True,
             )
         )
         with running_relay(container):
@@ -154,7 +158,7 @@ def test_slow_subscriber_delays_neither_another_subscriber_nor_nats(
         for receiver in (slow, fast):
             container.db.run(
                 lambda uow, url=receiver.url: subscriptions.create(
-                    uow, url=url, event_types=None, secret=None
+                    uow, url=url, event_types=None, secret=None, allow_private=True
                 )
             )
         with running_relay(container) as relay:

@@ -325,10 +325,32 @@ def _next_state(outcome: Outcome, policy: RetryPolicy, now: datetime) -> dict[st
     }
 
 
-def release(conn: Connection, *, owner: str) -> None:
-    """Give up every lease `owner` holds (a relay shutting down), so others need not wait."""
+def renew(
+    conn: Connection,
+    sink_id: UUID,
+    *,
+    owner: str,
+    aggregates: Sequence[str],
+    lease: timedelta,
+    now: datetime,
+) -> int:
+    """Extend `owner`'s leases on these heads to `now + lease`; returns how many it still holds."""
+    result = conn.execute(
+        update(heads)
+        .where(
+            heads.c.sink_id == sink_id,
+            heads.c.lease_owner == owner,
+            heads.c.aggregate_id.in_(list(aggregates)),
+        )
+        .values(leased_until=now + lease)
+    )
+    return int(result.rowcount)
+
+
+def release(conn: Connection, *, owners: Iterable[str]) -> None:
+    """Give up every lease these owners hold (a relay shutting down), so others need not wait."""
     conn.execute(
         update(heads)
-        .where(heads.c.lease_owner == owner)
+        .where(heads.c.lease_owner.in_(list(owners)))
         .values(leased_until=None, lease_owner=None)
     )

@@ -10,16 +10,30 @@ from sqlalchemy import Connection
 from kobliat import pagination
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
-from kobliat.errors import NotFound
-from kobliat.events import maintenance_store, signing, sinks_store
+from kobliat.errors import InvalidInput, NotFound
+from kobliat.events import destinations, maintenance_store, signing, sinks_store
 from kobliat.events.delivery import Sink
 
 KIND = "http"
 
 
-def create(uow: UnitOfWork, *, url: str, event_types: list[str] | None, secret: str | None) -> Sink:
+def create(
+    uow: UnitOfWork,
+    *,
+    url: str,
+    event_types: list[str] | None,
+    secret: str | None,
+    allow_private: bool = False,
+) -> Sink:
     """Subscribe `url` to events (all, or those `event_types` match) from now on; the secret
-    is generated when not given."""
+    is generated when not given. Internal destinations are refused unless `allow_private`."""
+    refused = None if allow_private else destinations.url_refusal(url)
+    if refused is not None:
+        raise InvalidInput(
+            f"subscription URL refused: {refused}; only public addresses are allowed "
+            "(KOBLIAT_SUBSCRIPTIONS_ALLOW_PRIVATE=true allows others, for development)",
+            code="subscription-destination-not-allowed",
+        )
     sink = Sink(
         id=uuid4(),
         kind=KIND,
