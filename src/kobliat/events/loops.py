@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 log = structlog.get_logger(__name__)
 
@@ -56,27 +57,38 @@ class HeldLeases:
 
 @dataclass
 class FailureLog:
-    """Logs a loop's failures at most once per `interval` (with a traceback), counting the
-    repeats in between, so an outage costs a few lines instead of thousands."""
+    """Logs the relay's failures at most once per `interval`, counting the repeats in between,
+    so an outage costs a few lines instead of thousands. Database errors of every loop share one
+    entry (they have one cause) and carry no traceback; anything else is logged with one."""
 
     interval: float = 30.0
     _last: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def failed(self, what: str, exc: BaseException) -> None:
-        """Record one failure of `what`; logs it unless it was logged within the interval."""
+        """Record one failure of the loop `what`; logs it unless logged within the interval."""
+        expected = isinstance(exc, DBAPIError | OSError)
+        key = "database" if isinstance(exc, DBAPIError) else what
         now = time.monotonic()
-        logged_at, repeats = self._last.get(what, (float("-inf"), 0))
+        logged_at, repeats = self._last.get(key, (float("-inf"), 0))
         if now - logged_at < self.interval:
-            self._last[what] = (logged_at, repeats + 1)
+            self._last[key] = (logged_at, repeats + 1)
             return
-        self._last[what] = (now, 0)
+        self._last[key] = (now, 0)
         log.warning(
             "relay loop failed; retrying",
             loop=what,
-            error=type(exc).__name__,
+            error=summary(exc),
             repeats_since_last_log=repeats,
-            exc_info=exc,
+            exc_info=None if expected else exc,
         )
+
+
+def summary(exc: BaseException) -> str:
+    """A one-line description of an error: its type and the first line of the driver's message
+    (never the statement or its parameters)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0][:200] if lines else ''}"
 
 
 @dataclass
