@@ -30,8 +30,9 @@ def refusal(address: IPAddress) -> str | None:
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
         ("private", address.is_private),
-        ("reserved", address.is_reserved or not address.is_global),
+        ("reserved", not address.is_global),  # shared (100.64/10), documentation ranges, ...
     )
     return next((name for name, applies in rules if applies), None)
 
