@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import Connection
 
 from kobliat import pagination
+from kobliat.db import dialect
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.errors import InvalidInput, NotFound
@@ -77,7 +78,9 @@ def replay(uow: UnitOfWork, subscription_id: UUID, *, since: datetime | None) ->
     """Retry dead-lettered events now; with `since`, also deliver again every event still
     kept in the outbox from that time on. Returns the number of aggregates affected."""
     get(uow.connection, subscription_id)
-    return maintenance_store.replay(uow.connection, subscription_id, since=since, now=utcnow())
+    # The database's clock, like every other lease and retry time of the relay.
+    now = dialect.database_now(uow.connection)
+    return maintenance_store.replay(uow.connection, subscription_id, since=since, now=now)
 
 
 def backlogs(conn: Connection) -> dict[UUID, maintenance_store.Backlog]:
