@@ -196,16 +196,17 @@ def test_a_dead_relays_aggregates_are_delivered_by_another_relay_within_its_shor
 ) -> None:
     container = a_container(db_url)
     with running_receiver() as receiver:
-        receiver.delay = 0.5  # deliveries are in flight when the first relay dies
+        # The first relay's deliveries are in flight when it dies (and fail afterwards).
+        receiver.answer, receiver.delay = (lambda _d: 503), 3.0
         _subscribe(container, receiver)
         for _ in range(3):
             a_conversation(container.db)
         expected = set(expected_events(container.db))
         with a_relay_that_dies(container) as kill, running_relay_later(container) as start:
-            wait_for(lambda: receiver.attempts >= 1, what="the first relay to deliver")
+            wait_for(lambda: receiver.arrived >= 1, what="the first relay to deliver")
             kill()
             assert _leased(container) > 0, "the dead relay left leases behind"
-            receiver.delay = 0.0
+            receiver.answer, receiver.delay = (lambda _d: 204), 0.0
             start()
             # Leases used to last a minute; now they last the delivery timeout (2 s here)
             # plus 4 s, so half a minute is a generous bound.

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from kobliat.events.delivery import DeliveryFailed
+
 log = structlog.get_logger(__name__)
 
 # A lease outlives one delivery's timeout by this much; the claim loop renews it every
@@ -107,3 +109,12 @@ class Backoff:
         else:
             self._current = min(self.ceiling, self._current * 2)
         return self._current
+
+
+def describe_failure(exc: Exception, timeout: float) -> str:
+    """The error stored on a head for a failed delivery (no payload, no secrets)."""
+    if isinstance(exc, DeliveryFailed):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    return type(exc).__name__

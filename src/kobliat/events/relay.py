@@ -36,6 +36,7 @@ from kobliat.events.loops import (
     Backoff,
     FailureLog,
     HeldLeases,
+    describe_failure,
     lease_seconds,
 )
 
@@ -366,7 +367,7 @@ class Relay:
                     await transport.deliver(sink, event)
             except Exception as exc:
                 self._count(sink, "failed")
-                error = _describe(exc, transport.timeout)
+                error = describe_failure(exc, transport.timeout)
                 if not isinstance(exc, (DeliveryFailed, TimeoutError)):
                     log.exception("delivery raised", sink=sink.label)
                 return Outcome(
@@ -402,12 +403,3 @@ class Relay:
             metrics.OUTBOX_PRUNED.inc(total)
             log.info("outbox pruned", rows=total)
         return total
-
-
-def _describe(exc: Exception, timeout: float) -> str:
-    """The error stored on a head for a failed delivery (no payload, no secrets)."""
-    if isinstance(exc, DeliveryFailed):
-        return str(exc)
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    return type(exc).__name__
