@@ -53,11 +53,11 @@ class PostgresCluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def pause(self) -> None:
-        """Stop the server as a crash would (immediate shutdown), keeping its files."""
-        self._pg_ctl("-m", "immediate", "-w", "stop")
+        """Shut the server down (fast: sessions are told and closed), keeping its files."""
+        self._pg_ctl("-m", "fast", "-w", "stop")
 
     def resume(self) -> None:
-        """Start the paused server again on the same port."""
+        """Start the server again on the same port after `pause`."""
         self._pg_ctl("-o", self.options, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
         _wait_ready(self)
 

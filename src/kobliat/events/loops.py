@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from kobliat.db import dialect
 from kobliat.events.delivery import DeliveryFailed
 
 log = structlog.get_logger(__name__)
@@ -61,15 +62,15 @@ class HeldLeases:
 class FailureLog:
     """Logs the relay's failures at most once per `interval`, counting the repeats in between,
     so an outage costs a few lines instead of thousands. Database errors of every loop share one
-    entry (they have one cause) and carry no traceback; anything else is logged with one."""
+    entry (an outage is one cause) and carry no traceback; anything else is logged with one."""
 
     interval: float = 30.0
     _last: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def failed(self, what: str, exc: BaseException) -> None:
         """Record one failure of the loop `what`; logs it unless logged within the interval."""
-        expected = isinstance(exc, DBAPIError | OSError)
-        key = "database" if isinstance(exc, DBAPIError) else what
+        unavailable = dialect.is_unavailable(exc)
+        key = "database" if unavailable else what
         now = time.monotonic()
         logged_at, repeats = self._last.get(key, (float("-inf"), 0))
         if now - logged_at < self.interval:
@@ -79,9 +80,9 @@ class FailureLog:
         log.warning(
             "relay loop failed; retrying",
             loop=what,
-            error=summary(exc),
+            error=dialect.describe_unavailable(exc) if unavailable else summary(exc),
             repeats_since_last_log=repeats,
-            exc_info=None if expected else exc,
+            exc_info=None if unavailable or isinstance(exc, OSError) else exc,
         )
 
 
