@@ -3,7 +3,11 @@ in order per aggregate. Runs inside `kobliat serve` or alone as `kobliat relay`;
 relays may run against one PostgreSQL database (see `delivery_store` for the claim design).
 
 Database work runs in threads (short transactions, never open across a network call);
-delivery is asyncio, so one slow sink or aggregate only ever waits on itself.
+delivery is asyncio, so one slow sink or aggregate only ever waits on itself. Every loop
+survives any failure (a database restart, a bug in one iteration): it is logged once per
+interval, backed off and run again, and a loop that ends anyway is started again. Leases are
+short and renewed while a batch is delivered (see `loops`), so a dead relay's aggregates are
+taken over within seconds.
 """
 
 from __future__ import annotations
