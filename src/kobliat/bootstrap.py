@@ -48,6 +48,7 @@ def build_relay(container: Container) -> Relay:
         HttpSink(
             timeout=settings.webhook_timeout_seconds,
             concurrency=settings.webhook_concurrency,
+            allow_private=settings.subscriptions_allow_private,
             policy=RetryPolicy(
                 base_seconds=settings.webhook_retry_base_seconds,
                 max_seconds=settings.webhook_retry_max_seconds,

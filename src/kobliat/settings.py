@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1)  # requests in flight per subscription
+    # Let subscriptions target loopback, private, link-local and other internal addresses
+    # (development only: otherwise a subscription could reach services behind the firewall).
+    subscriptions_allow_private: bool = False
     # The HTTP edge (see README, "Running it in production"): request bodies are counted while
     # they stream in and refused past these sizes; slow or idle clients are cut off.
     webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
