@@ -20,16 +20,18 @@ from sqlalchemy import (
     FromClause,
     Row,
     Select,
-    and_,
+    Uuid,
     func,
-    or_,
+    literal,
     select,
     true,
+    tuple_,
 )
 
 from kobliat import pagination
 from kobliat.db import dialect
 from kobliat.db.tables import conversation_participants, conversations, customers, messages
+from kobliat.db.types import UTCDateTime
 
 # How much of the last message's body an inbox row shows.
 PREVIEW_CHARS = 120
@@ -141,15 +143,12 @@ def _page_of_conversations(
     """The page's conversation rows in keyset order (the same keys as the plain list)."""
     stmt = select(conversations).where(*where)
     if after is not None:
-        moment, last_id = after
-        if by_creation:
-            stmt = stmt.where(
-                or_(c.created_at > moment, and_(c.created_at == moment, c.id > last_id))
-            )
-        else:
-            stmt = stmt.where(
-                or_(c.last_activity_at < moment, and_(c.last_activity_at == moment, c.id < last_id))
-            )
+        # A row-value comparison, not `a < x OR (a = x AND b < y)`: PostgreSQL turns it into an
+        # index condition and starts the scan at the cursor; the OR form filters every row
+        # before it, so a page's cost would grow with its depth.
+        key = tuple_(c.created_at, c.id) if by_creation else tuple_(c.last_activity_at, c.id)
+        position = tuple_(literal(after[0], UTCDateTime()), literal(after[1], Uuid()))
+        stmt = stmt.where(key > position if by_creation else key < position)
     if by_creation:
         return stmt.order_by(c.created_at, c.id).limit(limit)
     return stmt.order_by(c.last_activity_at.desc(), c.id.desc()).limit(limit)
