@@ -21,7 +21,7 @@ from kobliat.auth import RequireKeyFirst, require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
-from kobliat.events import health
+from kobliat.events import health, nats_sink
 from kobliat.events.contract_routes import router as contract_router
 from kobliat.events.routes import router as events_router
 from kobliat.events.subscription_routes import router as subscriptions_router
@@ -162,8 +162,10 @@ def _health_routes(app: FastAPI) -> None:
                 503, "database-unavailable", f"database: {type(exc).__name__}"
             ) from exc
         # Relay lag does not make the API unready: events wait in the outbox meanwhile.
-        relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
-        return {"status": "ready", "database": "ok", "relay": relay}
+        running = getattr(request.app.state, "relay", None)
+        relay = health.snapshot(kobliat.db, relay=running)
+        nats = nats_sink.report_of(running.transports) if running is not None else None
+        return {"status": "ready", "database": "ok", "relay": relay, "nats": nats}
 
     @app.get("/metrics", tags=["health"], name="get_metrics", response_class=PlainTextResponse)
     def metrics_endpoint(request: Request) -> Response:

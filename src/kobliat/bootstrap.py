@@ -69,6 +69,8 @@ def build_relay(container: Container) -> Relay:
                 publish_timeout=settings.nats_publish_timeout_seconds,
                 policy=nats_policy,
                 claim_limit=settings.relay_batch_size,
+                replicas=settings.nats_replicas,
+                duplicate_window=settings.nats_duplicate_window_seconds,
             )
         )
     return Relay(
