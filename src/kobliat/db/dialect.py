@@ -220,3 +220,8 @@ def describe_unavailable(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
     return f"{type(orig).__name__}: {first}"[:200]
+
+
+def supports_lateral(conn: Connection) -> bool:
+    """True where a subquery in FROM may read the rows before it (PostgreSQL's LATERAL)."""
+    return conn.dialect.name == "postgresql"
