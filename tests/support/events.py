@@ -120,6 +120,7 @@ async def _read_stream(url: str, subject: str) -> list[dict[str, Any]]:
                     {
                         "subject": msg.subject,
                         "msg_id": (msg.headers or {}).get("Nats-Msg-Id"),
+                        "traceparent": (msg.headers or {}).get("traceparent"),
                         "event": json.loads(msg.data),
                     }
                 )

@@ -10,6 +10,7 @@ from uuid import UUID
 import httpcore
 import httpx
 
+from kobliat import tracing
 from kobliat.events import signing
 from kobliat.events.delivery import DeliveryFailed, PendingEvent, RetryPolicy, Sink, body_of
 from kobliat.events.destinations import PinnedBackend
@@ -54,6 +55,7 @@ class HttpSink:
         )
         headers["content-type"] = self.content_type
         headers["user-agent"] = "kobliat-webhooks/1"
+        headers.update(tracing.headers_of(event.envelope))
         try:
             async with asyncio.timeout(self.timeout):
                 status = await self._post(sink, body, headers)

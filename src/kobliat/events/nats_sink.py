@@ -24,7 +24,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig, StreamInfo
 
-from kobliat import metrics
+from kobliat import metrics, tracing
 from kobliat.events.delivery import DeliveryFailed, PendingEvent, RetryPolicy, Sink, body_of
 
 log = structlog.get_logger(__name__)
@@ -240,6 +240,7 @@ class NatsSink:
         if js is None:
             raise DeliveryFailed("not connected to NATS")
         headers = {"Nats-Msg-Id": str(event.event_id), "Content-Type": "application/json"}
+        headers.update(tracing.headers_of(event.envelope))
         try:
             if not self._stream_ready:
                 await self._ensure_stream(js)

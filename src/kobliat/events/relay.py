@@ -26,7 +26,7 @@ from uuid import UUID, uuid4
 import structlog
 from sqlalchemy import Connection
 
-from kobliat import metrics
+from kobliat import metrics, tracing
 from kobliat.db import dialect
 from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
@@ -368,7 +368,14 @@ class Relay:
                 # The transport bounds its own deliveries; this is the backstop that keeps a
                 # misbehaving one inside the lease.
                 async with asyncio.timeout(transport.timeout + START_MARGIN / 2):
-                    await transport.deliver(sink, event)
+                    with tracing.span(
+                        "kobliat.deliver",
+                        parent=event.envelope,
+                        sink=sink.label,
+                        event_type=event.event_type,
+                        event_id=str(event.event_id),
+                    ):
+                        await transport.deliver(sink, event)
             except Exception as exc:
                 self._count(sink, "failed")
                 error = describe_failure(exc, transport.timeout)
