@@ -18,12 +18,14 @@ from kobliat.channels.records import (
     ParsedWebhook,
     Party,
     StatusUpdate,
-    without_nul,
+    refuse_unstorable,
+    storable,
 )
 from kobliat.conversations import service as conversations
 from kobliat.conversations.model import Conversation
 from kobliat.customers import service as customers
 from kobliat.customers.model import Customer
+from kobliat.db import dialect
 from kobliat.db.uow import UnitOfWork
 from kobliat.errors import DomainError
 from kobliat.messages import service as messages
@@ -48,24 +50,34 @@ class Outcome:
 def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) -> Outcome:
     """Apply every item of a verified, parsed delivery, in payload order.
 
-    With `isolate`, each item runs in a savepoint: an item a domain rule refuses is undone and
-    listed in `failures` while the others are applied. The hot path does without the savepoints;
-    a delivery gets this second pass only after it failed as a whole.
+    With `isolate`, each item runs in a savepoint: an item refused for good (`is_refusal`) is
+    undone and listed in `failures` while the others are applied. The hot path does without
+    the savepoints; a delivery gets this second pass only after it failed as a whole.
     """
     outcome = Outcome()
-    for item in without_nul(parsed).items:
+    for item in storable(parsed).items:
         if not isolate:
             _apply(uow, item, outcome)
             continue
         try:
             with uow.savepoint():
                 _apply(uow, item, outcome)
-        except DomainError as exc:
-            outcome.failures.append(f"{_label(item)}: {type(exc).__name__}({exc.code}): {exc}")
+        except Exception as exc:
+            if not is_refusal(exc):
+                raise
+            code = f"({exc.code})" if isinstance(exc, DomainError) else ""
+            outcome.failures.append(f"{_label(item)}: {type(exc).__name__}{code}: {exc}")
     return outcome
 
 
+def is_refusal(exc: BaseException) -> bool:
+    """Whether an item failed for good: a domain rule refused it, or it carries data no backend
+    takes. Anything else (the database away, a deadlock, a bug) is worth trying again."""
+    return isinstance(exc, DomainError | RecursionError) or dialect.is_bad_data(exc)
+
+
 def _apply(uow: UnitOfWork, item: InboundItem, outcome: Outcome) -> None:
+    refuse_unstorable(item)
     if isinstance(item, InboundMessage):
         received = receive_message(uow, item)
         if received == "stored":

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from kobliat.conversations.model import Conversation, Participant
 from kobliat.customers.model import Customer
 from kobliat.customers.schemas import CustomerOut
-from kobliat.http import Strict
+from kobliat.http import ReadableJson, Strict
 from kobliat.messages.schemas import MessageOut
 
 Role = Literal["owner", "admin", "member"]
@@ -23,7 +23,7 @@ class ParticipantOut(BaseModel):
     customer_id: UUID
     role: str
     joined_at: datetime
-    metadata: dict[str, Any]
+    metadata: ReadableJson
 
     @classmethod
     def of(cls, member: Participant) -> ParticipantOut:
@@ -55,7 +55,7 @@ class ConversationOut(BaseModel):
     external_id: str | None
     group_name: str | None
     group_avatar: str | None
-    group_metadata: dict[str, Any]
+    group_metadata: ReadableJson
     last_message_at: datetime | None
     created_at: datetime
     updated_at: datetime

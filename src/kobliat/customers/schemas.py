@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from kobliat.customers.model import Customer
-from kobliat.http import Strict
+from kobliat.http import ReadableJson, Strict
 
 
 class CustomerOut(BaseModel):
@@ -19,7 +19,7 @@ class CustomerOut(BaseModel):
     external_id: str
     external_type: str
     name: str | None
-    metadata: dict[str, Any]
+    metadata: ReadableJson
     created_at: datetime
     updated_at: datetime
 

@@ -23,7 +23,6 @@ from kobliat.inbox.model import (
     STATUS_SWEEP_WINDOW,
     Delivery,
     Entry,
-    is_permanent,
     next_attempt_at,
 )
 from kobliat.messages import service as messages
@@ -287,6 +286,15 @@ def retry(
     with db.reading() as conn:
         after = store.lookup(conn, ids=ids)
     return replays + [Replay(e.delivery_key, e.state, e.channel, e.last_error) for e in after]
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether trying again cannot help: it does not parse, or an item is refused for good
+    (a domain rule, data no backend takes), so the item-by-item pass applies the others.
+
+    Anything else (the database, a bug about to be fixed by a deploy) is worth retrying.
+    """
+    return isinstance(exc, PayloadError) or ingest.is_refusal(exc)
 
 
 def describe(exc: BaseException) -> str:

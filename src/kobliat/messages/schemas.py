@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from kobliat.http import Strict
+from kobliat.http import ReadableJson, Strict
 from kobliat.messages.model import ContentType, Message
 
 
@@ -23,7 +23,7 @@ class MessageOut(BaseModel):
     external_message_id: str | None
     content_type: str
     body: str | None
-    metadata: dict[str, Any]
+    metadata: ReadableJson
     sent_at: datetime
     status: str | None
     created_at: datetime

@@ -1,0 +1,70 @@
+"""What JSON kobliat takes in, stores and gives back: the same limits on every path.
+
+NUL: PostgreSQL text and jsonb cannot hold it, SQLite can. NaN and Infinity: Python's JSON
+parser accepts them, PostgreSQL's jsonb does not, and answers could not carry them back.
+Depth: answers nest stored values a few levels deeper, and serialising stops at ~255 levels.
+Request bodies are refused (422) and webhook items are refused one by one when they break a
+limit; reads replace a stored value that breaks one (stored before the limits, or by hand) with
+a marker, so one row never blocks a page or the feed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+MAX_DEPTH = 64
+# The key of what a read gives instead of a value it cannot serialise.
+UNSERIALISABLE = "unserialisable"
+_SHOWN_PATH = 6  # path elements a reason quotes: a 65-level path says nothing more
+_reported: set[str] = set()
+_REPORT_LIMIT = 1000
+
+
+def unstorable(value: Any, path: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
+    """Why and where a value (dataclass fields and metadata included) breaks a limit, or None."""
+    if len(path) > MAX_DEPTH:
+        return f"JSON nested deeper than {MAX_DEPTH} levels", path
+    if isinstance(value, str):
+        return ("text must not contain NUL (U+0000)", path) if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite (JSON has no NaN or Infinity)", path
+    if isinstance(value, dict):
+        items: list[tuple[Any, Any]] = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    else:
+        return None
+    for key, item in items:
+        here = (*path, str(key))
+        if "\x00" in here[-1]:
+            return "text must not contain NUL (U+0000)", here
+        if (found := unstorable(item, here)) is not None:
+            return found
+    return None
+
+
+def describe(found: tuple[str, tuple[str, ...]]) -> str:
+    """A reason from `unstorable` as one line: what, and where (a long path shortened)."""
+    reason, path = found
+    shown = path if len(path) <= _SHOWN_PATH else (*path[:_SHOWN_PATH], "…")
+    place = ".".join(shown).replace("\x00", "\\u0000") or "the top level"
+    return f"{reason}; found at {place}"
+
+
+def readable(value: Any, *, what: str) -> Any:
+    """`value`, or a marker naming why it cannot be given back (logged once per `what`)."""
+    found = unstorable(value)
+    if found is None:
+        return value
+    reason = describe(found)
+    if what not in _reported and len(_reported) < _REPORT_LIMIT:
+        _reported.add(what)
+        log.warning("stored value unserialisable, answered with a marker", what=what, reason=reason)
+    return {UNSERIALISABLE: reason}
