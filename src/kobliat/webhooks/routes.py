@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
@@ -25,8 +25,11 @@ from kobliat.http import container
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
 from kobliat.problems import Problem, documented
+from kobliat.webhooks.headers import refuse_repeated_headers
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(refuse_repeated_headers)]
+)
 
 # Meta documents payloads of up to ~3 MB; anything far beyond that is not a provider.
 MAX_BODY_BYTES = 8 * 1024 * 1024
