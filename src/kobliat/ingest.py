@@ -6,6 +6,7 @@ so a delivery's customers, conversation, messages and events commit together or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,13 +48,21 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
 
 
-def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) -> Outcome:
+def process(
+    uow: UnitOfWork,
+    parsed: ParsedWebhook,
+    *,
+    isolate: bool = False,
+    refused: Callable[[BaseException], bool] | None = None,
+) -> Outcome:
     """Apply every item of a verified, parsed delivery, in payload order.
 
-    With `isolate`, each item runs in a savepoint: an item refused for good (`is_refusal`) is
-    undone and listed in `failures` while the others are applied. The hot path does without
-    the savepoints; a delivery gets this second pass only after it failed as a whole.
+    With `isolate`, each item runs in a savepoint: an item refused for good (`refused`, by
+    default `is_refusal`) is undone and listed in `failures` while the others are applied. The
+    hot path does without the savepoints; a delivery gets this second pass only after it
+    failed as a whole.
     """
+    refused = refused or is_refusal
     outcome = Outcome()
     for item in storable(parsed).items:
         if not isolate:
@@ -63,7 +72,7 @@ def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) ->
             with uow.savepoint():
                 _apply(uow, item, outcome)
         except Exception as exc:
-            if not is_refusal(exc):
+            if not refused(exc):
                 raise
             code = f"({exc.code})" if isinstance(exc, DomainError) else ""
             outcome.failures.append(f"{_label(item)}: {type(exc).__name__}{code}: {exc}")

@@ -11,11 +11,13 @@ from kobliat.channels.samples.whatsapp import contact, entry, envelope, message_
 from kobliat.db.engine import Database
 from kobliat.db.tables import messages
 from kobliat.db.types import utcnow
+from kobliat.inbox import service
+from kobliat.inbox.model import MAX_ATTEMPTS
 from kobliat.jsonlimits import UNSERIALISABLE
 from kobliat.messages import service as messages_service
 from tests.builders import a_conversation, count, events_of
-from tests.e2e.inbox_helpers import inbox_rows
-from tests.e2e.webhooks import AUTH, message_by_external_id, webhooks_for
+from tests.e2e.inbox_helpers import inbox_rows, make_due, rename_table, store_unprocessed
+from tests.e2e.webhooks import AUTH, message_by_external_id, settings_for, webhooks_for
 
 LONE_SURROGATE = b"\\ud800"  # a JSON escape no UTF-8 text can hold
 
@@ -123,3 +125,28 @@ def test_items_breaking_the_json_limits_are_refused_one_by_one(db: Database) -> 
     assert "nested deeper than 64 levels" in row["last_error"]
     assert "message msg-nan: InvalidInput(unstorable-payload)" in row["last_error"]
     assert "NaN" in row["last_error"]
+
+
+def test_last_attempt_applies_the_items_that_work_and_fails_the_rest(db: Database) -> None:
+    # A status of a message we never sent is kept in pending_statuses; that table failing is
+    # no rule and no bad data, so the delivery is retried, and the last try goes item by item.
+    status = wa_envelope.status_item(message_id="wamid.ours", status="delivered")
+    message = message_item("text", {"body": "still here"}, message_id="wamid.theirs")
+    change = wa_envelope.messages_change(
+        messages=[message], statuses=[status], contacts=[contact()]
+    )
+    store_unprocessed(db, envelope([entry([change])]), "half-broken")
+    rename_table(db, "pending_statuses", "pending_statuses_away")
+    settings = settings_for(db)
+
+    make_due(db)
+    assert service.process_due(db, settings) == 0
+    assert count(db, messages) == 0 and inbox_rows(db)[0]["failed_at"] is None  # backs off
+    make_due(db, attempts=MAX_ATTEMPTS - 1)
+    assert service.process_due(db, settings) == 0
+
+    assert message_by_external_id(db, "wamid.theirs")["body"] == "still here"
+    (row,) = inbox_rows(db)
+    assert row["failed_at"] is not None and row["attempts"] == MAX_ATTEMPTS
+    assert row["last_error"].startswith(f"gave up after {MAX_ATTEMPTS} attempts: status")
+    assert "wamid.theirs" not in row["last_error"]

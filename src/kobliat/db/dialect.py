@@ -94,6 +94,18 @@ def is_bad_data(exc: BaseException) -> bool:
     return sqlstate.startswith("22") or type(exc.orig).__name__ == "DataError"
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database could not be reached or used (connection lost, pool exhausted,
+    lock timeout, deadlock): the statement itself may be fine."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError
+
+    unreachable = (DisconnectionError, InterfaceError, TimeoutError, OSError)
+    if isinstance(exc, unreachable) or is_retryable(exc):
+        return True
+    # SQLite reports a missing table as OperationalError too: that is no outage.
+    return isinstance(exc, OperationalError) and "no such" not in str(exc.orig)
+
+
 def is_unique_violation(exc: BaseException, constraint: str) -> bool:
     """True when `exc` is a unique violation of the named constraint or index."""
     if not isinstance(exc, DBAPIError):
