@@ -4,9 +4,10 @@ it retries: real errors from the real databases."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from kobliat.channels.records import PayloadError
+from kobliat.db import dialect
 from kobliat.db.engine import Database
 from kobliat.errors import InvalidInput
 from kobliat.inbox.service import is_permanent
@@ -42,3 +43,13 @@ def test_domain_rules_and_malformed_payloads_are_permanent() -> None:
     assert is_permanent(InvalidInput("bad", code="invalid-phone-number"))
     assert is_permanent(PayloadError("not JSON"))
     assert not is_permanent(ConnectionError("database away"))
+
+
+def test_an_unreachable_database_is_an_outage_and_a_missing_table_is_not(db: Database) -> None:
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(Exception) as raised:
+        engine.connect()
+    engine.dispose()
+
+    assert dialect.is_unavailable(raised.value) and not is_refusal(raised.value)
+    assert not dialect.is_unavailable(failure(db, "SELECT * FROM no_such_table"))

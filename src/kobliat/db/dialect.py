@@ -17,7 +17,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 
 # PostgreSQL SQLSTATEs worth retrying the whole transaction for.
@@ -97,9 +98,7 @@ def is_bad_data(exc: BaseException) -> bool:
 def is_unavailable(exc: BaseException) -> bool:
     """True when the database could not be reached or used (connection lost, pool exhausted,
     lock timeout, deadlock): the statement itself may be fine."""
-    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError
-
-    unreachable = (DisconnectionError, InterfaceError, TimeoutError, OSError)
+    unreachable = (DisconnectionError, InterfaceError, PoolTimeout, OSError)
     if isinstance(exc, unreachable) or is_retryable(exc):
         return True
     # SQLite reports a missing table as OperationalError too: that is no outage.
