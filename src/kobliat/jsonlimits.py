@@ -21,31 +21,42 @@ MAX_DEPTH = 64
 # The key of what a read gives instead of a value it cannot serialise.
 UNSERIALISABLE = "unserialisable"
 _SHOWN_PATH = 6  # path elements a reason quotes: a 65-level path says nothing more
+_NOT_FINITE = "numbers must be finite (JSON has no NaN or Infinity)"
 _reported: set[str] = set()
 _REPORT_LIMIT = 1000
 
 
-def unstorable(value: Any, path: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
+def unstorable(value: Any) -> tuple[str, tuple[str, ...]] | None:
     """Why and where a value (dataclass fields and metadata included) breaks a limit, or None."""
-    if len(path) > MAX_DEPTH:
-        return f"JSON nested deeper than {MAX_DEPTH} levels", path
+    found = _find(value, 0)
+    if found is None:
+        return None
+    reason, reversed_path = found
+    return reason, tuple(reversed(reversed_path))
+
+
+def _find(value: Any, depth: int) -> tuple[str, list[str]] | None:
+    # The path is built on the way back, only when something is found: this runs on every item.
+    if depth > MAX_DEPTH:
+        return f"JSON nested deeper than {MAX_DEPTH} levels", []
     if isinstance(value, str):
-        return ("text must not contain NUL (U+0000)", path) if "\x00" in value else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return "numbers must be finite (JSON has no NaN or Infinity)", path
+        return ("text must not contain NUL (U+0000)", []) if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (_NOT_FINITE, [])
     if isinstance(value, dict):
-        items: list[tuple[Any, Any]] = list(value.items())
+        items: Any = value.items()
     elif isinstance(value, list | tuple):
-        items = list(enumerate(value))
+        items = enumerate(value)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
     else:
         return None
     for key, item in items:
-        here = (*path, str(key))
-        if "\x00" in here[-1]:
-            return "text must not contain NUL (U+0000)", here
-        if (found := unstorable(item, here)) is not None:
+        if isinstance(key, str) and "\x00" in key:
+            return "text must not contain NUL (U+0000)", [key]
+        found = _find(item, depth + 1)
+        if found is not None:
+            found[1].append(str(key))
             return found
     return None
 

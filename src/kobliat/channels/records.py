@@ -130,6 +130,8 @@ def refuse_unstorable(item: InboundItem) -> None:
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
+        if value.isascii():  # the common case, and no surrogate is ASCII
+            return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
         return _UNSTORABLE.sub(REPLACEMENT, value)
     if isinstance(value, dict):
         return {_scrub(k): _scrub(v) for k, v in value.items()}
