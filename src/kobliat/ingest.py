@@ -74,8 +74,7 @@ def process(
         except Exception as exc:
             if not refused(exc):
                 raise
-            code = f"({exc.code})" if isinstance(exc, DomainError) else ""
-            outcome.failures.append(f"{_label(item)}: {type(exc).__name__}{code}: {exc}")
+            outcome.failures.append(f"{_label(item)}: {_reason(exc)}")
     return outcome
 
 
@@ -83,6 +82,14 @@ def is_refusal(exc: BaseException) -> bool:
     """Whether an item failed for good: a domain rule refused it, or it carries data no backend
     takes. Anything else (the database away, a deadlock, a bug) is worth trying again."""
     return isinstance(exc, DomainError | RecursionError) or dialect.is_bad_data(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DomainError):
+        return f"{type(exc).__name__}({exc.code}): {exc}"
+    # A database error's first line says what; the next ones quote the SQL and its values.
+    first_line = next(iter(str(exc).splitlines()), "")
+    return f"{type(exc).__name__}: {first_line}"
 
 
 def _apply(uow: UnitOfWork, item: InboundItem, outcome: Outcome) -> None:

@@ -150,3 +150,4 @@ def test_last_attempt_applies_the_items_that_work_and_fails_the_rest(db: Databas
     assert row["failed_at"] is not None and row["attempts"] == MAX_ATTEMPTS
     assert row["last_error"].startswith(f"gave up after {MAX_ATTEMPTS} attempts: status")
     assert "wamid.theirs" not in row["last_error"]
+    assert "[SQL" not in row["last_error"] and "[parameters" not in row["last_error"]
