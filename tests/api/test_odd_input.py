@@ -95,3 +95,26 @@ def test_national_form_is_refused_for_every_phone_type_without_a_region() -> Non
 def test_an_unknown_default_region_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="region code"):
         Settings(default_phone_region="XX", _env_file=None)  # type: ignore[call-arg]
+
+
+def test_lone_surrogate_in_a_request_body_is_a_422_problem(client: TestClient) -> None:
+    body = (
+        '{"external_type": "email", "external_id": "a@example.com", "metadata": {"k": "x\\ud800"}}'
+    )
+
+    response = client.post("/customers", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text
+    assert "surrogate" in response.text
+    assert client.get("/customers").json()["data"] == []
+
+
+def test_lone_surrogate_in_a_metadata_key_is_named_in_a_readable_answer(
+    client: TestClient,
+) -> None:
+    body = '{"external_id": "a@example.com", "external_type": "email", "metadata": {"k\\udfff": 1}}'
+
+    response = client.post("/customers", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text
+    assert "metadata.k\\\\udfff" in response.text
