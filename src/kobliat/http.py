@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from kobliat.jsonlimits import describe, readable, unstorable
 
@@ -24,8 +24,10 @@ Cursor = Annotated[str | None, Query(description="opaque cursor from the previou
 class Page(BaseModel, Generic[T]):
     """Every list answers `{"data": [...], "next_cursor": str | null}`."""
 
-    data: list[T]
-    next_cursor: str | None
+    data: list[T] = Field(description="the items of this page")
+    next_cursor: str | None = Field(
+        description="pass it as `cursor` (the feed: `after`) for the next page; null on the last"
+    )
 
 
 class Strict(BaseModel):
