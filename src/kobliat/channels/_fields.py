@@ -127,6 +127,17 @@ def soft_list(obj: JsonObject, key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def is_set(value: Any) -> bool:
+    """Whether a member says something: not null, `false`, or an empty string, array or object.
+
+    Bot frameworks serialise every field of their models, so a flag such as
+    `"group_chat_created": false` is as common as its absence and means the same.
+    """
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, str | list | dict) and not value)
+
+
 def present(**values: Any) -> JsonObject:
     """The given members without the None ones, so metadata merges never erase with nulls."""
     return {key: value for key, value in values.items() if value is not None}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
@@ -27,8 +27,11 @@ from kobliat.http import container
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
 from kobliat.problems import Problem, documented
+from kobliat.webhooks.headers import refuse_repeated_headers
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(refuse_repeated_headers)]
+)
 
 _COMMON_HEADERS = ("content-type", "user-agent")
 # Not configured or database down (503), unsigned (401), too big (413) or slow (408),
