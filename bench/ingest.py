@@ -86,6 +86,8 @@ def arguments() -> argparse.Namespace:
         args.pgbench_seconds, args.http_seconds, args.sqlite_seconds = 4, 5, 4
         args.profile_seconds, args.known, args.profile_webhooks = 3, 200, 300
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    # py-spy on the serving process belongs to the PostgreSQL run: `pg` keeps it.
+    args.spy = "profile" not in skip and args.phase in ("all", "pg")
     if args.phase != "all":  # one phase, after the ceiling it is compared with
         skip |= {p for p in PHASES[2:] if p != args.phase}
     args.skipped = skip
@@ -156,7 +158,7 @@ def run_pg(
     cluster: PostgresCluster, workdir: Path, args: argparse.Namespace, ceiling: float | None
 ) -> None:
     """Phase 2 on PostgreSQL (and 3a, py-spy on the serving process, unless skipped)."""
-    spy_out = workdir / "py-spy.txt" if "profile" not in args.skipped else None
+    spy_out = workdir / "py-spy.txt" if args.spy else None
     args.connection_levels = args.pg_levels
     figures = http_run(
         "PostgreSQL",

@@ -179,7 +179,7 @@ def ceiling_scripts(business: str) -> dict[str, str]:
         + f" :conv_id, 1, CAST({lit(envelope)} AS jsonb));\n"
         + "END;\n"
     )
-    # What kobliat's design adds to DESIGN's five steps, still as one statement.
+    # What kobliat adds to the five steps, still as one statement.
     body_hex = "'\\x" + body.hex() + "'"
     extras = (
         head

@@ -20,7 +20,7 @@ from uuid import UUID
 import orjson
 
 from kobliat import ingest
-from kobliat.channels.records import InboundMessage, ParsedWebhook, Party, without_nul
+from kobliat.channels.records import InboundMessage, ParsedWebhook, Party
 from kobliat.customers import service as customers
 from kobliat.db.types import utcnow
 from kobliat.errors import DomainError
@@ -37,6 +37,8 @@ STATEMENT = (
 )
 # Filled in by the function once it has found the conversation and the sender.
 _PLACEHOLDER = UUID(int=0)
+# How U+0000 reaches a parsed payload: a JSON escape, or a percent-encoded form field.
+_NUL_MARKERS = (b"\\u0000", b"%00", b"\x00")
 # Keys whose values the general flow resolves against stored messages, or treats as an edit.
 _GENERAL_ONLY = ("edited", "reply_to", "reaction")
 
@@ -51,10 +53,11 @@ class FastCall:
 
 def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
     """The fast-path call for a delivery, or None when only the general flow can take it."""
-    clean = without_nul(parsed)
-    if len(clean.items) != 1 or not isinstance(clean.items[0], InboundMessage):
+    if any(marker in delivery.body for marker in _NUL_MARKERS):
+        return None  # rare: the general flow replaces U+0000 (walking the whole payload)
+    if len(parsed.items) != 1 or not isinstance(parsed.items[0], InboundMessage):
         return None
-    record = clean.items[0]
+    record = parsed.items[0]
     if record.conversation.kind != "direct" or any(k in record.metadata for k in _GENERAL_ONLY):
         return None
     try:
@@ -66,7 +69,7 @@ def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
     now = message.created_at
     params = (
         delivery.channel,
-        clean.delivery_key,
+        parsed.delivery_key,
         delivery.body,
         _json(delivery.headers),
         delivery.received_at,

@@ -87,6 +87,7 @@ def mixed_deliveries() -> list[bytes]:
         wa.text(wa_id=c, name=f"Sender {c}", message_id="wamid.m5"),  # closed conversation
         wa.text(wa_id="15559999999", name="New", message_id="wamid.m6"),  # first contact
         wa.text(wa_id=a, name=f"Sender {a}", message_id="wamid.m7", reply_to="wamid.m1"),
+        wa.text(wa_id=a, name=f"Sender {a}", message_id="wamid.m8", body="nul \x00 here"),
         wa_sample.status(message_id="wamid.unknown", status="delivered"),
         wa_sample.batch(),
     ]
