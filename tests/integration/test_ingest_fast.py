@@ -11,6 +11,7 @@ out; every provider-given value, sequence and feed key relation is compared as i
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -267,3 +268,37 @@ def _renamed(value: Any, names: dict[str, str]) -> Any:
     if isinstance(value, str):
         return UUID_TEXT.sub(lambda found: names.get(found.group(), "<id>"), value)
     return value
+
+
+def test_a_delivery_the_database_refuses_does_not_fail_its_batch_neighbours(
+    twins: tuple[Database, Database],
+) -> None:
+    _, fast = twins
+    writer = group_commit.GroupCommit(fast.url)
+    good = [
+        wa.text(wa_id=KNOWN[0], name=f"Sender {KNOWN[0]}", message_id=f"wamid.ok-{n}")
+        for n in range(5)
+    ]
+    # Too long for the unique index on (channel, external_message_id): PostgreSQL refuses it.
+    bad = wa.text(wa_id=KNOWN[1], name=f"Sender {KNOWN[1]}", message_id=os.urandom(6000).hex())
+
+    async def all_at_once() -> list[inbox.Receipt]:
+        calls = [group_commit.accept(writer, fast, delivery(b), SETTINGS) for b in [*good, bad]]
+        return await asyncio.gather(*calls)
+
+    try:
+        receipts = asyncio.run(all_at_once())
+    finally:
+        writer.close()
+
+    assert [r.status for r in receipts] == ["processed"] * 5 + ["queued"]
+    with fast.reading() as conn:
+        stored = conn.execute(
+            select(messages.c.external_message_id).where(
+                messages.c.external_message_id.like("wamid.ok-%")
+            )
+        ).all()
+        kept = conn.execute(select(inbox_t.c.last_error).where(inbox_t.c.processed_at.is_(None)))
+        errors = [row.last_error for row in kept]
+    assert len(stored) == 5
+    assert len(errors) == 1 and "index row" in errors[0]
