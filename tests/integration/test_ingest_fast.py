@@ -139,8 +139,9 @@ def test_fast_path_writes_the_rows_and_events_the_general_flow_writes(
     assert feed_keys_follow_sequences(fast)
 
 
-def test_one_batch_of_concurrent_deliveries_keeps_sequences_gapless(
-    twins: tuple[Database, Database],
+@pytest.mark.parametrize("on_the_loop", [False, True], ids=["own-thread", "server-loop"])
+def test_concurrent_deliveries_keep_sequences_gapless(
+    twins: tuple[Database, Database], on_the_loop: bool
 ) -> None:
     _, fast = twins
     writer = group_commit.GroupCommit(fast.url)
@@ -152,7 +153,10 @@ def test_one_batch_of_concurrent_deliveries_keeps_sequences_gapless(
 
     async def all_at_once() -> list[inbox.Receipt]:
         calls = [group_commit.accept(writer, fast, delivery(b), SETTINGS) for b in bodies]
-        return await asyncio.gather(*calls)
+        if not on_the_loop:
+            return await asyncio.gather(*calls)
+        async with writer.serving():
+            return await asyncio.gather(*calls)
 
     try:
         receipts = asyncio.run(all_at_once())

@@ -10,16 +10,20 @@ bad delivery, a lost connection), nothing of it is kept and every delivery in it
 general flow on its own, which retries, stores failures for the worker, and answers as before:
 one bad delivery costs its neighbours a slower path, never their delivery.
 
-The writer runs its own event loop in a thread, so requests on any event loop (uvicorn's, a
-test client's) can hand it work without a thread-pool hop per request; it closes its connection
-after a quiet spell and starts again on the next delivery.
+In `kobliat serve` the writer is a task on the server's event loop (`serving`, entered by the
+app's lifespan): handing it a delivery costs no thread switch at all. Without it (an app whose
+lifespan never ran, a script) the writer runs its own event loop in a thread, so requests on any
+event loop can still hand it work; that writer closes its connection after a quiet spell and
+starts again on the next delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import cast
 
 import psycopg
@@ -34,7 +38,9 @@ from kobliat.inbox.model import Delivery
 from kobliat.settings import Settings
 
 log = structlog.get_logger(__name__)
-Pending = tuple[ingest_fast.FastCall, "Future[ingest_fast.Answer]"]
+Answer = ingest_fast.Answer
+Waiter = Future[Answer] | asyncio.Future[Answer]
+Pending = tuple[ingest_fast.FastCall, Waiter]
 
 
 class GroupCommit:
@@ -46,33 +52,54 @@ class GroupCommit:
         self._idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._pending: list[Pending] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the writer runs
         self._wake: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def submit(self, call: ingest_fast.FastCall) -> Future[ingest_fast.Answer]:
-        """Queue one delivery; the future settles once its batch has committed (or failed)."""
-        done: Future[ingest_fast.Answer] = Future()
+    def submit(self, call: ingest_fast.FastCall) -> Awaitable[Answer]:
+        """Queue one delivery; the answer comes once its batch has committed (or failed)."""
         with self._lock:
             if self._loop is None:
-                self._start()
-            assert self._loop is not None and self._wake is not None
-            self._pending.append((call, done))
-            self._loop.call_soon_threadsafe(self._wake.set)
-        return done
+                self._start_thread()
+            loop, wake = self._loop, self._wake
+            assert loop is not None and wake is not None
+            if _running_loop() is loop:
+                here: asyncio.Future[Answer] = loop.create_future()
+                self._pending.append((call, here))
+                wake.set()
+                return here
+            there: Future[Answer] = Future()
+            self._pending.append((call, there))
+            loop.call_soon_threadsafe(wake.set)
+        return asyncio.wrap_future(there)
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Run the writer as a task on the running event loop while the block runs."""
+        self.close()  # a thread writer started before (none in a server) hands over
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._loop, self._wake = loop, asyncio.Event()
+        task = loop.create_task(self._run(idle_seconds=None))
+        try:
+            yield
+        finally:
+            self.close()
+            await task
 
     def close(self) -> None:
         """Stop the writer after what is pending, and close its connection."""
         with self._lock:
-            self._stopping = True
             loop, wake, thread = self._loop, self._wake, self._thread
-        if loop is not None and wake is not None:
-            loop.call_soon_threadsafe(wake.set)
-        if thread is not None:
+            if loop is None or wake is None:
+                return
+            self._stopping = True
+        loop.call_soon_threadsafe(wake.set)
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
 
-    def _start(self) -> None:
+    def _start_thread(self) -> None:
         started = threading.Event()
 
         def main() -> None:
@@ -80,7 +107,7 @@ class GroupCommit:
             self._loop, self._wake = loop, asyncio.Event()
             started.set()
             try:
-                loop.run_until_complete(self._run())
+                loop.run_until_complete(self._run(idle_seconds=self._idle_seconds))
             finally:
                 loop.close()
 
@@ -88,14 +115,14 @@ class GroupCommit:
         self._thread.start()
         started.wait()
 
-    async def _run(self) -> None:
+    async def _run(self, *, idle_seconds: float | None) -> None:
         conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         wake = self._wake
         assert wake is not None
         try:
             while True:
                 try:
-                    await asyncio.wait_for(wake.wait(), self._idle_seconds)
+                    await asyncio.wait_for(wake.wait(), idle_seconds)
                     idle = False
                 except TimeoutError:
                     idle = True
@@ -105,8 +132,10 @@ class GroupCommit:
                     conn = await self._commit(conn, batch)
                     batch = self._take()
                 with self._lock:
-                    if self._stopping or (idle and not self._pending):
-                        self._loop = self._wake = None  # the next submit starts a new writer
+                    if not self._pending and (self._stopping or idle):
+                        # The next submit starts a new writer.
+                        self._loop = self._wake = self._thread = None
+                        self._stopping = False
                         return
         finally:
             if conn is not None:
@@ -119,7 +148,7 @@ class GroupCommit:
                 self._pending[self._batch_size :],
             )
         # A request cancelled meanwhile (its client went away) is not written.
-        live = [item for item in taken if item[1].set_running_or_notify_cancel()]
+        live = [item for item in taken if _claim(item[1])]
         return sorted(live, key=lambda item: item[0].order)
 
     async def _commit(
@@ -133,13 +162,34 @@ class GroupCommit:
         except Exception as exc:
             log.warning("group commit failed; its deliveries take the general flow", error=exc)
             for _, done in batch:
-                done.set_exception(exc)
+                if not done.done():
+                    done.set_exception(exc)
             if conn is not None:
                 await conn.close()
             return None
         for (_, done), answer in zip(batch, answers, strict=True):
-            done.set_result(answer)
+            if not done.done():
+                done.set_result(answer)
         return conn
+
+
+def running(writer: GroupCommit | None) -> AbstractAsyncContextManager[None]:
+    """The writer on the server's event loop while the app runs (nothing without one)."""
+    return nullcontext() if writer is None else writer.serving()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _claim(done: Waiter) -> bool:
+    """Whether a waiter still wants its answer (and, across threads, can no longer cancel)."""
+    if isinstance(done, Future):
+        return done.set_running_or_notify_cancel()
+    return not done.cancelled()
 
 
 async def _write(
@@ -169,7 +219,7 @@ async def accept(
     call = ingest_fast.prepare(delivery, parsed) if writer is not None else None
     if writer is not None and call is not None:
         try:
-            answer = await asyncio.wrap_future(writer.submit(call))
+            answer = await writer.submit(call)
         except Exception:
             answer = "fallback"  # logged by the writer; the general flow stores it
         if answer == "delivery-duplicate":
