@@ -127,7 +127,7 @@ def test_fast_path_writes_the_rows_and_events_the_general_flow_writes(
         for body in mixed_deliveries():
             inbox.accept(general, delivery(body), SETTINGS)
             call = ingest_fast.prepare(delivery(body), inbox.parse(delivery(body), SETTINGS))
-            answers.append("fallback" if call is None else _peek(writer, call))
+            answers.append("fallback" if call is None else _peek(fast, call))
             asyncio.run(group_commit.accept(writer, fast, delivery(body), SETTINGS))
     finally:
         writer.close()
@@ -174,9 +174,9 @@ def test_concurrent_deliveries_keep_sequences_gapless(
     assert feed_keys_follow_sequences(fast)
 
 
-def _peek(writer: group_commit.GroupCommit, call: ingest_fast.FastCall) -> str:
+def _peek(db: Database, call: ingest_fast.FastCall) -> str:
     """What the function answers for this call now, without keeping anything."""
-    with psycopg.connect(writer._conninfo) as conn:
+    with psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         row = conn.execute(ingest_fast.STATEMENT, call.params).fetchone()
         conn.rollback()
     assert row is not None
