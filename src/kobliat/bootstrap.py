@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ class Container:
     db: Database
     keys: KeyChecker
     # The webhook hot path's group commit (PostgreSQL); SQLite keeps the general flow.
-    ingest_writer: GroupCommit | None = field(default=None)
+    ingest_writer: GroupCommit | None = None
 
     def __post_init__(self) -> None:
         if self.ingest_writer is None and self.db.is_postgres:

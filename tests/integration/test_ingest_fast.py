@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -306,3 +308,43 @@ def test_a_delivery_the_database_refuses_does_not_fail_its_batch_neighbours(
         errors = [row.last_error for row in kept]
     assert len(stored) == 5
     assert len(errors) == 1 and "index row" in errors[0]
+
+
+def test_a_conversation_closed_while_the_fast_path_waits_for_it_is_not_written_into(
+    twins: tuple[Database, Database],
+) -> None:
+    _, fast = twins
+    sender = KNOWN[0]
+    with fast.reading() as conn:
+        open_id = conn.execute(
+            select(messages.c.conversation_id).where(
+                messages.c.external_message_id == f"wamid.seed-{sender}"
+            )
+        ).scalar_one()
+    writer = group_commit.GroupCommit(fast.url)
+    body = wa.text(wa_id=sender, name=f"Sender {sender}", message_id="wamid.after-close")
+    receipts: list[inbox.Receipt] = []
+    closer = psycopg.connect(fast.url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        closer.execute("UPDATE conversations SET status = 'closed' WHERE id = %s", (open_id,))
+        waiting = threading.Thread(
+            target=lambda: receipts.append(
+                asyncio.run(group_commit.accept(writer, fast, delivery(body), SETTINGS))
+            )
+        )
+        waiting.start()
+        time.sleep(1.0)  # the delivery now waits for the closer's row lock
+        closer.commit()
+        waiting.join(timeout=60)
+    finally:
+        closer.close()
+        writer.close()
+
+    assert [r.status for r in receipts] == ["processed"]
+    with fast.reading() as conn:
+        stored_in = conn.execute(
+            select(messages.c.conversation_id).where(
+                messages.c.external_message_id == "wamid.after-close"
+            )
+        ).scalar_one()
+    assert stored_in != open_id

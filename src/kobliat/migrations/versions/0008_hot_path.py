@@ -20,6 +20,8 @@ branch_labels = None
 depends_on = None
 
 # Reads first and writes nothing until every condition holds, so 'fallback' leaves no trace.
+# The conversation is locked as it is found (it is updated below anyway): one closed meanwhile
+# is seen closed after the wait, and the message goes the general way instead of into it.
 # The conversation key and the sequence/feed-key upsert are the SQL twins of
 # conversations.model.conversation_key and events.outbox._reserve.
 FUNCTION = """
@@ -53,7 +55,8 @@ BEGIN
         WHERE conversation_key = 'direct:' || p_channel || ':' || CASE
                 WHEN v_sender < v_business THEN v_sender::text || ',' || v_business::text
                 ELSE v_business::text || ',' || v_sender::text END
-          AND status <> 'closed';
+          AND status <> 'closed'
+        FOR UPDATE;
     IF v_conversation IS NULL THEN
         RETURN 'fallback';
     END IF;
