@@ -9,13 +9,13 @@ nothing and answers 'fallback', so the caller runs the general flow. See kobliat
 PostgreSQL only: SQLite has no server-side functions and keeps the general flow.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0009
 """
 
 from alembic import op
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
