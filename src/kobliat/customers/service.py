@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -98,6 +99,13 @@ def lookup(
     """The customer with this identity, normalised the same way as on create."""
     kind, key = identity.normalise(external_type, external_id, default_region=default_region)
     return store.get_by_identity(conn, kind, key)
+
+
+@lru_cache(maxsize=65_536)
+def canonical_identity(external_type: str, external_id: str) -> tuple[str, str]:
+    """The normalised (type, id) of an identity; remembered, as phone parsing is costly and
+    the same senders write again and again."""
+    return identity.normalise(external_type, external_id)
 
 
 def list_page(

@@ -78,7 +78,9 @@ def parse(delivery: Delivery, settings: Settings) -> ParsedWebhook:
     raise ValueError(f"no parser for channel {delivery.channel!r}")
 
 
-def accept(db: Database, delivery: Delivery, settings: Settings) -> Receipt:
+def accept(
+    db: Database, delivery: Delivery, settings: Settings, *, parsed: ParsedWebhook | None = None
+) -> Receipt:
     """Parse a verified delivery, then store and process it in one transaction.
 
     Raises PayloadError (nothing stored) when it is malformed. When processing fails, the
@@ -86,20 +88,22 @@ def accept(db: Database, delivery: Delivery, settings: Settings) -> Receipt:
     as failed when a domain rule refused it (after applying the items that are fine), or
     unprocessed for the worker otherwise. Only when even that fails does the error propagate.
     """
-    parsed = parse(delivery, settings)
+    if parsed is None:
+        parsed = parse(delivery, settings)
     key = parsed.delivery_key
+    webhook = parsed
 
     def store_and_process(uow: UnitOfWork) -> ingest.Outcome | None:
         now = utcnow()
         stored = store.insert(
             uow.connection, delivery, delivery_key=key, processed_at=now, next_attempt_at=now
         )
-        return None if stored is None else ingest.process(uow, parsed)
+        return None if stored is None else ingest.process(uow, webhook)
 
     try:
         outcome = db.run(store_and_process)
     except Exception as exc:
-        return _keep_failed(db, delivery, parsed, exc)
+        return _keep_failed(db, delivery, webhook, exc)
     if outcome is None:
         return Receipt("duplicate", key)
     return Receipt("processed", key, outcome)

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import SecretStr
-from starlette.concurrency import run_in_threadpool
 
 from kobliat import metrics
 from kobliat.bootstrap import Container
@@ -24,6 +23,7 @@ from kobliat.channels import generic, telegram, twilio, whatsapp
 from kobliat.channels.records import PayloadError
 from kobliat.db.types import utcnow
 from kobliat.http import container
+from kobliat.inbox import group_commit
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
 from kobliat.problems import Problem, documented
@@ -148,7 +148,7 @@ def signed_url(request: Request, public_url: str | None) -> str:
 
 async def _accept(app: Container, delivery: Delivery) -> Response:
     try:
-        receipt = await run_in_threadpool(inbox.accept, app.db, delivery, app.settings)
+        receipt = await group_commit.accept(app.ingest_writer, app.db, delivery, app.settings)
     except PayloadError as exc:
         metrics.WEBHOOKS.labels(delivery.channel, "malformed").inc()
         raise Problem(400, "malformed-payload", str(exc)) from exc
