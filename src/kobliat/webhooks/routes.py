@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import SecretStr
 
-from kobliat import metrics
+from kobliat import metrics, tracing
 from kobliat.bootstrap import Container
 from kobliat.channels import generic, telegram, twilio, whatsapp
 from kobliat.channels.records import PayloadError
@@ -148,7 +148,9 @@ def signed_url(request: Request, public_url: str | None) -> str:
 
 async def _accept(app: Container, delivery: Delivery) -> Response:
     try:
-        receipt = await group_commit.accept(app.ingest_writer, app.db, delivery, app.settings)
+        with tracing.span("kobliat.ingest", channel=delivery.channel) as span:
+            receipt = await group_commit.accept(app.ingest_writer, app.db, delivery, app.settings)
+            span.set_attribute("kobliat.ingest.status", receipt.status)
     except PayloadError as exc:
         metrics.WEBHOOKS.labels(delivery.channel, "malformed").inc()
         raise Problem(400, "malformed-payload", str(exc)) from exc
