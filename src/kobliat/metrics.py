@@ -47,3 +47,15 @@ INBOX_DELIVERIES = Gauge(
     "Unprocessed webhook deliveries: pending (will be retried) or failed (wait for an operator)",
     ["state"],
 )
+
+# Sending replies through the providers.
+SENDS = Counter(
+    "kobliat_sends_total",
+    "Outbound send attempts by channel, provider and outcome (sent, retried, failed, unknown)",
+    ["channel", "provider", "outcome"],
+)
+SEND_QUEUE = Gauge(
+    "kobliat_send_queue",
+    "Outbound messages waiting to be sent (queued), in flight (sending) or failed",
+    ["state"],
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -136,3 +137,12 @@ def try_relay_lock(conn: Connection, key: int, *, wait: bool = False) -> bool:
         return True
     taken = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
     return bool(taken.scalar_one())
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database server's clock (PostgreSQL), so leases held by several hosts agree;
+    SQLite lives on one host, whose clock it is."""
+    if conn.dialect.name != "postgresql":
+        return datetime.now(UTC)
+    value: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    return value.astimezone(UTC)
