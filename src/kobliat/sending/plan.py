@@ -19,6 +19,13 @@ from kobliat.messages.model import Message
 from kobliat.sending.model import SERVICE_WINDOW, Provider, Route, check_content
 from kobliat.settings import Settings
 
+# The customer identities each provider can address (generic: any).
+_RECIPIENT_TYPES: dict[str, frozenset[str]] = {
+    "whatsapp": frozenset({"whatsapp"}),
+    "telegram": frozenset({"telegram"}),
+    "twilio": frozenset({"sms", "whatsapp"}),
+}
+
 
 def configured(settings: Settings) -> frozenset[Provider]:
     """The providers whose sending credentials are set."""
@@ -111,7 +118,13 @@ def _direct_parties(
     if last is not None and last.sender_customer_id in members:
         customer = members[last.sender_customer_id]
     else:
-        candidates = [c for c in members.values() if not _is_business(c, provider, settings)]
+        kinds = _RECIPIENT_TYPES.get(provider)
+        candidates = [
+            c
+            for c in members.values()
+            if not _is_business(c, provider, settings)
+            and (kinds is None or c.external_type in kinds)
+        ]
         if len(candidates) != 1:
             raise InvalidInput(
                 "cannot tell which participant to send to: the customer has not written in "
