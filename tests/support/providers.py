@@ -8,6 +8,7 @@ cannot accept are answered 400 and listed in `malformed`, which tests assert is 
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import threading
@@ -44,7 +45,8 @@ class Call:
     headers: dict[str, str]
     body: bytes
     fields: Any  # parsed JSON object, or the form's (name, value) pairs
-    external_id: str = ""
+    external_id: str = ""  # set once answered with success
+    planned_id: str = ""  # the id the success answer carries, known on arrival
 
     def text(self) -> str | None:
         """The message text or caption, whatever the provider calls it."""
@@ -240,9 +242,12 @@ def running_providers(*, twilio_token: str, generic_secret: str) -> Iterator[Fak
                 return
             call = Call(provider, self.path, headers, body, fields)
             with state.lock:
-                state.calls.append(call)
                 scripted = state.scripts.get(provider, [])
                 answer = scripted.pop(0) if scripted else None
+            if answer is None:
+                status, payload, call.planned_id = success(state, provider, fields)
+            with state.lock:
+                state.calls.append(call)
             if state.delay:
                 time.sleep(state.delay)
             if state.hold is not None:
@@ -254,8 +259,7 @@ def running_providers(*, twilio_token: str, generic_secret: str) -> Iterator[Fak
             if answer is not None:
                 self._answer(answer.status, answer.body or {}, answer.headers)
                 return
-            status, payload, external = success(state, provider, fields)
-            call.external_id = external
+            call.external_id = call.planned_id  # answered (the sender may be gone by now)
             self._answer(status, payload)
 
         def _check(self, provider: str, headers: dict[str, str], body: bytes) -> Any:
@@ -275,13 +279,14 @@ def running_providers(*, twilio_token: str, generic_secret: str) -> Iterator[Fak
             self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
         ) -> None:
             raw = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
+            with contextlib.suppress(OSError):  # the caller may have been killed meanwhile
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -65,6 +65,9 @@ def post_message(
         raise InvalidInput("a message needs a body or metadata", code="empty-message")
 
     def post(uow: UnitOfWork) -> tuple[Message, bool]:
+        # Replies to one conversation are stamped and queued one at a time, so the order they
+        # are listed in is the order they are sent in.
+        conversations.lock(uow, conversation_id)
         message, created = service.send_outbound(
             uow,
             conversation_id,
