@@ -387,3 +387,43 @@ def test_metrics_count_sends_and_the_backlog(db: Database, fake: FakeProviders) 
             what="the backlog gauge",
         )
     assert 'kobliat_sends_total{channel="telegram",outcome="sent",provider="telegram"}' in text
+
+
+def test_an_unanswered_request_is_never_resent_except_where_the_receiver_deduplicates(
+    db: Database, fake: FakeProviders
+) -> None:
+    from kobliat.channels.samples import generic as generic_samples
+
+    fake.script("whatsapp", Answer(drop=True))
+    fake.script("generic", Answer(drop=True))
+    with sending_app(db, fake) as client:
+        chat = open_whatsapp(client, db)
+        posted = client.post(f"/conversations/{chat}/messages", json={"body": "maybe"}).json()
+        failed = settled(client, chat, posted["id"], "failed")
+        assert failed["metadata"]["error"]["code"] == "send-outcome-unknown"
+        assert Webhooks(client).generic(generic_samples.message()).status_code == 200
+        other = client.get("/conversations", params={"channel": "generic"}).json()["data"][0]["id"]
+        resent = client.post(f"/conversations/{other}/messages", json={"body": "again"}).json()
+        settled(client, other, resent["id"], "sent")
+    assert [c.provider for c in fake.calls].count("whatsapp") == 1
+    generic_calls = [c for c in fake.calls if c.provider == "generic"]
+    assert len(generic_calls) == 2
+    assert {c.headers["webhook-id"] for c in generic_calls} == {resent["id"]}
+
+
+def test_a_refused_connection_is_retried_until_the_attempts_run_out(
+    db: Database, fake: FakeProviders
+) -> None:
+    from tests.support.postgres import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    with sending_app(db, fake, telegram_api_url=closed, send_max_attempts=3) as client:
+        chat = open_telegram(client, db)
+        posted = client.post(f"/conversations/{chat}/messages", json={"body": "anyone?"}).json()
+        error = settled(client, chat, posted["id"], "failed")["metadata"]["error"]
+    assert error == {
+        "code": "connection-failed",
+        "message": "ConnectError",
+        "attempts": 3,
+        "gave_up": True,
+    }
