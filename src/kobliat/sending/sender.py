@@ -135,7 +135,14 @@ class Sender:
     async def _send(self, http: httpx.AsyncClient, job: Job) -> None:
         client = self.clients[job.route.provider]
         await asyncio.sleep(self._pacer.reserve(client.paces(job)))
-        request = client.request(job)
+        try:
+            request = client.request(job)
+        except Exception:  # a bug, or a row edited by hand: never leave it leased
+            log.exception("send request could not be built", message_id=str(job.message_id))
+            self._waiting.discard(job.id)
+            error = {"code": "request-not-built", "message": "kobliat could not build it"}
+            await self._record(job, Outcome("failed", error=error))
+            return
         content, headers = request.content, dict(request.headers)
         if request.form is not None:
             content = urlencode(request.form).encode()

@@ -16,7 +16,7 @@ from kobliat.db.uow import UnitOfWork
 from kobliat.messages import service as messages
 from kobliat.messages.model import Message
 from kobliat.sending import plan, store
-from kobliat.sending.model import Job, Outcome, retry_delay
+from kobliat.sending.model import Job, Outcome, Route, retry_delay
 from kobliat.settings import Settings
 
 # Outcome of a recorded attempt, for the metrics: sent, retried, failed, unknown.
@@ -46,8 +46,24 @@ def claim(
 ) -> list[Job]:
     """Lease due sends (each the oldest unfinished one of its conversation)."""
     at = store.now(uow.connection)
-    return store.claim(
+    rows = store.claim(
         uow.connection, owner=owner, limit=limit, lease=lease, at=at, providers=providers
+    )
+    return [_job(uow.connection, row) for row in rows]
+
+
+def _job(conn: Connection, row: Row[Any]) -> Job:
+    message = messages.get(conn, row.message_id)
+    return Job(
+        id=int(row.id),
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        route=Route.from_json(row.route),
+        attempts=row.attempts,
+        channel=message.channel,
+        content_type=message.content_type,
+        body=message.body,
+        metadata=message.metadata,
     )
 
 
@@ -65,7 +81,8 @@ def recover_expired(
     the message is marked failed with an "outcome unknown" error rather than risk a double send.
     """
     settled = []
-    for job in store.expired(uow.connection, at=store.now(uow.connection), limit=limit):
+    expired = store.expired(uow.connection, at=store.now(uow.connection), limit=limit)
+    for job in (_job(uow.connection, row) for row in expired):
         outcome = Outcome(
             "unknown",
             error={
@@ -103,6 +120,7 @@ def record(
             messages.record_sent(
                 uow, job.message_id, external_message_id=outcome.external_message_id, at=utcnow()
             )
+            store.remove(uow.connection, job.id)
         return "late"
     return _apply(uow, job, outcome, resend_safe=resend_safe, owner=owner, policy=policy)
 

@@ -18,9 +18,8 @@ from sqlalchemy import Connection, Row, and_, delete, exists, func, insert, sele
 from sqlalchemy.orm import aliased
 
 from kobliat.db import dialect
-from kobliat.db.tables import messages as messages_t
 from kobliat.db.tables import send_queue as queue_t
-from kobliat.sending.model import Job, Route
+from kobliat.sending.model import Route
 
 q = queue_t.c
 ACTIVE = ("queued", "sending")
@@ -58,7 +57,7 @@ def claim(
     lease: timedelta,
     at: datetime,
     providers: Sequence[str],
-) -> list[Job]:
+) -> list[Row[Any]]:
     """Lease up to `limit` due rows of these providers, each the oldest unfinished one of its
     conversation."""
     earlier = aliased(queue_t)
@@ -87,40 +86,19 @@ def claim(
             updated_at=at,
         )
     )
-    return jobs(conn, ids)
+    return rows(conn, ids)
 
 
-def jobs(conn: Connection, ids: Sequence[int]) -> list[Job]:
-    """The rows with these ids, joined with their messages, oldest first."""
-    m = messages_t.c
-    stmt = (
-        select(queue_t, m.channel, m.content_type, m.body, m.metadata)
-        .join(messages_t, m.id == q.message_id)
-        .where(q.id.in_(ids))
-        .order_by(q.id)
-    )
-    return [_job(row) for row in conn.execute(stmt)]
+def rows(conn: Connection, ids: Sequence[int]) -> list[Row[Any]]:
+    """The queue rows with these ids, oldest first."""
+    return list(conn.execute(select(queue_t).where(q.id.in_(ids)).order_by(q.id)))
 
 
-def _job(row: Row[Any]) -> Job:
-    return Job(
-        id=int(row.id),
-        message_id=row.message_id,
-        conversation_id=row.conversation_id,
-        route=Route.from_json(row.route),
-        attempts=row.attempts,
-        channel=row.channel,
-        content_type=row.content_type,
-        body=row.body,
-        metadata=row.metadata or {},
-    )
-
-
-def expired(conn: Connection, *, at: datetime, limit: int) -> list[Job]:
+def expired(conn: Connection, *, at: datetime, limit: int) -> list[Row[Any]]:
     """Rows whose sender vanished mid-send (lease run out), locked for this transaction."""
     stmt = select(q.id).where(q.state == "sending", q.leased_until < at).order_by(q.id).limit(limit)
     ids = [int(row.id) for row in conn.execute(dialect.skip_locked(conn, stmt))]
-    return jobs(conn, ids) if ids else []
+    return rows(conn, ids) if ids else []
 
 
 def holds(conn: Connection, job_id: int, *, owner: str | None) -> bool:
