@@ -427,3 +427,17 @@ def test_a_refused_connection_is_retried_until_the_attempts_run_out(
         "attempts": 3,
         "gave_up": True,
     }
+
+
+def test_an_idempotent_repeat_of_a_post_is_sent_once(db: Database, fake: FakeProviders) -> None:
+    with sending_app(db, fake) as client:
+        chat = open_telegram(client, db)
+        key = {"Idempotency-Key": "reply-7"}
+        first = client.post(f"/conversations/{chat}/messages", json={"body": "once"}, headers=key)
+        again = client.post(f"/conversations/{chat}/messages", json={"body": "once"}, headers=key)
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert first.json()["id"] == again.json()["id"]
+        settled(client, chat, first.json()["id"], "sent")
+        later = client.post(f"/conversations/{chat}/messages", json={"body": "once"}, headers=key)
+        assert later.json()["status"] == "sent"
+    assert [c.text() for c in fake.calls] == ["once"]

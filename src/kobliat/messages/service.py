@@ -126,10 +126,15 @@ def _earlier(conn: Connection, attempt: Message) -> Message:
             )
     if earlier is None:
         raise RuntimeError("message insert conflicted with nothing visible")
-    same = (earlier.content_type, earlier.body, earlier.metadata, earlier.sender_customer_id) == (
+    same = (
+        earlier.content_type,
+        earlier.body,
+        _as_posted(earlier.metadata),
+        earlier.sender_customer_id,
+    ) == (
         attempt.content_type,
         attempt.body,
-        attempt.metadata,
+        _as_posted(attempt.metadata),
         attempt.sender_customer_id,
     )
     if not same:
@@ -138,6 +143,15 @@ def _earlier(conn: Connection, attempt: Message) -> Message:
             code="idempotency-key-reused",
         )
     return earlier
+
+
+# Metadata keys kobliat adds to a message after it was posted (delivery statuses, errors).
+_ADDED_KEYS = frozenset({"status_at", "error", "provider_id"})
+
+
+def _as_posted(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata as it was posted: a repeat of a POST is compared with this."""
+    return {k: v for k, v in metadata.items() if k not in _ADDED_KEYS}
 
 
 def apply_status(
