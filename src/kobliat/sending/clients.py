@@ -79,15 +79,6 @@ def transient(status: int) -> bool:
 
 def build(settings: Settings, available: frozenset[Provider]) -> dict[str, Client]:
     """A client for every provider whose sending is configured."""
-    from kobliat.sending import generic_api, telegram_api, twilio_api, whatsapp_api
+    from kobliat.channels import registry
 
-    clients: dict[str, Client] = {}
-    if "whatsapp" in available:
-        clients["whatsapp"] = whatsapp_api.WhatsAppClient(settings)
-    if "telegram" in available:
-        clients["telegram"] = telegram_api.TelegramClient(settings)
-    if "twilio" in available:
-        clients["twilio"] = twilio_api.TwilioClient(settings)
-    if "generic" in available:
-        clients["generic"] = generic_api.GenericClient(settings)
-    return clients
+    return {name: registry.get(name).sender(settings) for name in sorted(available)}

@@ -16,7 +16,7 @@ from kobliat.customers.model import Customer
 from kobliat.errors import InvalidInput, RuleViolation
 from kobliat.messages import service as messages
 from kobliat.messages.model import Message
-from kobliat.sending.model import SERVICE_WINDOW, Provider, Route, check_content
+from kobliat.sending.model import PROVIDERS, SERVICE_WINDOW, Provider, Route, check_content
 from kobliat.settings import Settings
 
 # The customer identities each provider can address (generic: any).
@@ -29,16 +29,9 @@ _RECIPIENT_TYPES: dict[str, frozenset[str]] = {
 
 def configured(settings: Settings) -> frozenset[Provider]:
     """The providers whose sending credentials are set."""
-    found: set[Provider] = set()
-    if settings.whatsapp_access_token and settings.whatsapp_api_url:
-        found.add("whatsapp")
-    if settings.telegram_bot_token:
-        found.add("telegram")
-    if settings.twilio_account_sid and settings.twilio_auth_token:
-        found.add("twilio")
-    if settings.generic_outbound_url and settings.generic_webhook_secret:
-        found.add("generic")
-    return frozenset(found)
+    from kobliat.channels import registry
+
+    return frozenset(p for p in PROVIDERS if registry.get(p).can_send(settings))
 
 
 def bot_id(settings: Settings) -> str:
