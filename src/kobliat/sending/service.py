@@ -5,6 +5,7 @@ Each function runs inside one unit of work (or a read transaction) and never com
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -90,17 +91,17 @@ def recover_expired(
                 "message": "the sender stopped while the request was in flight",
             },
         )
-        settled.append(
-            (job, _apply(uow, job, outcome, resend_safe=resend_safe, owner=None, policy=None))
-        )
+        settled.append((job, _apply(uow, job, outcome, resend_safe=resend_safe, policy=None)))
     return settled
 
 
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When to try a retryable send again, and when to give up."""
 
-    def __init__(self, *, base: float, cap: float, max_attempts: int) -> None:
-        self.base, self.cap, self.max_attempts = base, cap, max_attempts
+    base: float
+    cap: float
+    max_attempts: int
 
 
 def record(
@@ -122,7 +123,7 @@ def record(
             )
             store.remove(uow.connection, job.id)
         return "late"
-    return _apply(uow, job, outcome, resend_safe=resend_safe, owner=owner, policy=policy)
+    return _apply(uow, job, outcome, resend_safe=resend_safe, policy=policy)
 
 
 def _apply(
@@ -131,7 +132,6 @@ def _apply(
     outcome: Outcome,
     *,
     resend_safe: frozenset[str],
-    owner: str | None,
     policy: RetryPolicy | None,
 ) -> Recorded:
     conn, at = uow.connection, store.now(uow.connection)
