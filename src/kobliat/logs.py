@@ -66,6 +66,8 @@ def processors() -> list[Any]:
 def configure(level: str = "INFO") -> None:
     """Set up structlog and the standard library's logging to one console format."""
     logging.basicConfig(level=level.upper(), format="%(message)s")
+    # httpx logs every request's URL at INFO, and a Telegram Bot API URL holds the bot token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         processors=processors(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

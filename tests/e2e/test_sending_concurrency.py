@@ -32,7 +32,13 @@ from tests.e2e.sending_helpers import (
 )
 from tests.e2e.webhooks import API_KEY, GENERIC_SECRET, TWILIO_TOKEN, Webhooks
 from tests.support.postgres import free_port
-from tests.support.providers import Answer, FakeProviders, running_providers
+from tests.support.providers import (
+    TG_TOKEN,
+    WA_TOKEN,
+    Answer,
+    FakeProviders,
+    running_providers,
+)
 
 KOBLIAT = Path(sys.executable).parent / "kobliat"
 NUMBER_ID = "109876543210987"
@@ -150,6 +156,20 @@ def _conversations(http: httpx.Client, count: int) -> list[str]:
     return chats
 
 
+def _telegram_reply(http: httpx.Client) -> None:
+    """A Telegram reply through the REST API (the bot is the business participant)."""
+    ids = [
+        http.post("/customers", json={"external_type": "telegram", "external_id": i}).json()["id"]
+        for i in ("5001", TG_TOKEN.split(":")[0])
+    ]
+    chat = http.post(
+        "/conversations",
+        json={"channel": "telegram", "participants": [{"customer_id": i} for i in ids]},
+    ).json()["id"]
+    answer = http.post(f"/conversations/{chat}/messages", json={"body": "hello from the bot"})
+    assert answer.status_code == 201, answer.text
+
+
 def _template(name: str) -> dict[str, Any]:
     return {"content_type": "template", "metadata": {"name": name, "language": "en_US"}}
 
@@ -183,15 +203,20 @@ def test_two_serve_processes_never_send_one_message_twice(
             assert answer.status_code == 201, answer.text
             posted[chat].append(f"t{n}")
         wait_for(lambda: len(fake.accepted()) >= 36 and _unsettled(db) == 0, what="every send")
+        _telegram_reply(clients[1])
+        wait_for(lambda: fake.accepted("telegram"), what="the telegram reply")
     finally:
         for proc, _ in procs:
             proc.terminate()
             proc.wait(timeout=60)
-    names = _names(fake.calls)
+    logged = "".join(p.read_text() for p in tmp_path.glob("serve*.log"))
+    assert "sender started" in logged
+    assert WA_TOKEN not in logged and TG_TOKEN not in logged and "AAH-test" not in logged
+    names = _names(fake.accepted("whatsapp"))
     assert sorted(names) == sorted(n for sent in posted.values() for n in sent)
     assert Counter(names).most_common(1)[0][1] == 1
     by_recipient: dict[str, list[str]] = {}
-    for call in fake.calls:
+    for call in fake.accepted("whatsapp"):
         by_recipient.setdefault(call.fields["to"], []).append(call.fields["template"]["name"])
     assert sorted(by_recipient.values()) == sorted(posted.values())
 
