@@ -95,7 +95,7 @@ class Sender:
 
     async def _claim(self, http: httpx.AsyncClient) -> int:
         free = self._concurrency - len(self._tasks)
-        if free <= 0:
+        if free <= 0 or not await asyncio.to_thread(self._has_due):
             return 0
         jobs = await self._write(
             functools.partial(
@@ -221,6 +221,11 @@ class Sender:
                 metrics.SEND_QUEUE.labels(state).set(count)
             self._pacer.forget_idle()
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    def _has_due(self) -> bool:
+        # Read first: an idle sender then costs no write transaction (SQLite's lock is shared).
+        with self.db.reading() as conn:
+            return service.has_due(conn, providers=tuple(self.clients))
 
     def _backlog(self) -> dict[str, int]:
         with self.db.reading() as conn:

@@ -53,6 +53,11 @@ def claim(
     return [_job(uow.connection, row) for row in rows]
 
 
+def has_due(conn: Connection, *, providers: tuple[str, ...]) -> bool:
+    """Whether a claim could find something (read-only, so an idle sender takes no lock)."""
+    return store.has_due(conn, at=store.now(conn), providers=providers)
+
+
 def _job(conn: Connection, row: Row[Any]) -> Job:
     message = messages.get(conn, row.message_id)
     return Job(

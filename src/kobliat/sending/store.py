@@ -89,6 +89,14 @@ def claim(
     return rows(conn, ids)
 
 
+def has_due(conn: Connection, *, at: datetime, providers: Sequence[str]) -> bool:
+    """Whether any queued row of these providers is due (a cheap read before a claim)."""
+    stmt = select(q.id).where(
+        q.state == "queued", q.next_attempt_at <= at, q.provider.in_(providers)
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
 def rows(conn: Connection, ids: Sequence[int]) -> list[Row[Any]]:
     """The queue rows with these ids, oldest first."""
     return list(conn.execute(select(queue_t).where(q.id.in_(ids)).order_by(q.id)))
