@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from kobliat import bootstrap, metrics, problems
-from kobliat.auth import require_api_key
+from kobliat import bootstrap, problem_catalog, problems, tracing
+from kobliat.asgi import BodyLimits, LimitBodies, Observe, RequestId
+from kobliat.auth import RequireKeyFirst, require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
 from kobliat.events import health
+from kobliat.events.contract_routes import router as contract_router
 from kobliat.events.routes import router as events_router
 from kobliat.events.subscription_routes import router as subscriptions_router
 from kobliat.inbox import worker as inbox_worker
@@ -30,11 +34,12 @@ from kobliat.webhooks.routes import router as webhooks_router
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     """The application. Pass a built `container` to share one (tests); otherwise it is built
     (and migrated) when the app starts."""
+    configured = container.settings if container is not None else settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
-        app.state.kobliat = container or bootstrap.build(settings or Settings())
+        app.state.kobliat = container or bootstrap.build(configured)
         try:
             async with (
                 inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings),
@@ -46,11 +51,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             if owned:
                 app.state.kobliat.close()
 
-    app = FastAPI(
+    # Swagger UI is served from assets packaged with kobliat, so /docs works offline. (ReDoc is
+    # left out: its page fetches a logo from its vendor's CDN.)
+    app = FastAPIOffline(
+        redoc_url=None,
         title="kobliat",
         version="0.1.0",
         description="Customers, conversations and messages from chat webhooks; domain events out.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     if container is not None:
         app.state.kobliat = container
@@ -66,9 +75,33 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     for router in routers:
         app.include_router(router, dependencies=authed)
     app.include_router(webhooks_router)  # no API key: each channel's own signature
+    app.include_router(contract_router)  # public, like /docs
     _health_routes(app)
-    app.middleware("http")(_measure)
+    _problem_pages(app)
+    protected = frozenset(
+        str(getattr(route, "path", "/")).split("/", 2)[1]
+        for router in routers
+        for route in router.routes
+    )
+    limits = BodyLimits(
+        webhooks=configured.webhook_max_body_bytes,
+        api=configured.api_max_body_bytes,
+        seconds=configured.http_body_timeout_seconds,
+    )
+    # Added innermost first: a request meets Observe, then LimitBodies, then RequireKeyFirst.
+    app.add_middleware(RequireKeyFirst, protected=protected)
+    app.add_middleware(LimitBodies, limits=limits)
+    app.add_middleware(Observe)
+    app.add_middleware(RequestId)  # around Observe: the access log line carries the id
+    tracing.configure()
+    app.add_middleware(tracing.TraceContextMiddleware)  # outermost: the whole request traced
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its handler's name in camelCase (`listConversations`)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 @asynccontextmanager
@@ -110,25 +143,34 @@ async def _sender(app: FastAPI) -> AsyncIterator[None]:
         app.state.sender = None
 
 
-async def _measure(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-    return response
+READY_EXAMPLE = {
+    "status": "ready",
+    "database": "ok",
+    "relay": {
+        "running_here": True,
+        "lag_seconds": 0.012,
+        "undispatched": 0,
+        "sinks": [{"sink": "nats", "kind": "nats", "pending_aggregates": 0, "lag_seconds": 0.0}],
+    },
+}
+
+
+def _example(answer: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": answer}}}}
 
 
 def _health_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], name="get_health", responses=_example({"status": "ok"}))
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses=problems.documented(503))
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        name="get_readiness",
+        responses={**_example(READY_EXAMPLE), **problems.documented(503)},
+    )
     def readyz(request: Request) -> dict[str, object]:
         """The database answers; 503 problem when it does not."""
         kobliat: Container = request.app.state.kobliat
@@ -143,10 +185,25 @@ def _health_routes(app: FastAPI) -> None:
         relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return {"status": "ready", "database": "ok", "relay": relay}
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["health"], name="get_metrics", response_class=PlainTextResponse)
     def metrics_endpoint(request: Request) -> Response:
         """Prometheus text format."""
         kobliat: Container = request.app.state.kobliat
         with contextlib.suppress(Exception):  # the gauges keep their last values
             health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _problem_pages(app: FastAPI) -> None:
+    """The pages problem `type` URIs point to (`/problems/{code}`), and their index."""
+
+    @app.get("/problems", response_class=HTMLResponse, include_in_schema=False)
+    def problem_index() -> str:
+        return problem_catalog.index()
+
+    @app.get("/problems/{code}", response_class=HTMLResponse, include_in_schema=False)
+    def problem_page(code: str) -> str:
+        found = problem_catalog.page(code)
+        if found is None:
+            raise problems.Problem(404, "not-found", f"no problem is called {code!r}")
+        return found

@@ -1,6 +1,6 @@
-"""The Conversation aggregate: the seed's rules as methods, events raised as data.
+"""The Conversation aggregate: its rules as methods, events raised as data.
 
-Rules (seed §3.4 and DESIGN §2):
+Rules:
 - direct: exactly 2 participants; multi: 2 or more; group: `group_name` required.
 - roles: owner / admin / member in groups; direct and multi participants are members.
 - lifecycle: open ⇄ pending, open/pending → closed, closed → open only when no other
@@ -114,7 +114,7 @@ class Conversation:
         )
 
     def opened_event(self) -> DomainEvent:
-        """`conversation.opened` with the seed's fields."""
+        """`conversation.opened`: id, type, channel, group name and the participants' ids."""
         return self._event(
             "conversation.opened",
             {
@@ -148,7 +148,7 @@ class Conversation:
         return replace(self, participants=(*self.participants, member)), member, event
 
     def participant_added_event(self, member: Participant) -> DomainEvent:
-        """`conversation.participant.added` with the seed's fields."""
+        """`conversation.participant.added`: the conversation, the customer and the role."""
         return self._event(
             "conversation.participant.added",
             {

@@ -96,7 +96,7 @@ def _database() -> Iterator[Database]:
     from kobliat.settings import Settings
 
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     db = Database(settings.database_url, pool_size=2)
     try:
         yield db
