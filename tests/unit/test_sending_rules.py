@@ -21,7 +21,7 @@ SETTINGS = Settings(  # type: ignore[call-arg]
     whatsapp_access_token="t",
     telegram_bot_token="1:x",
     twilio_account_sid="AC1",
-    twilio_auth_token="tok",
+    twilio_auth_token="twilio-token-1",
 )
 
 
