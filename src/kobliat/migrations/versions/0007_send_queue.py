@@ -6,13 +6,13 @@ one send in flight and its messages go out in creation order. A sent row is dele
 holds the provider's id and status); a failed one stays for an operator.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0009
 """
 
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
