@@ -40,7 +40,8 @@ def _bindir() -> Path:
 
 @dataclass
 class PostgresCluster:
-    """A running cluster; `url(dbname)` gives a SQLAlchemy URL."""
+    """A running cluster; `url(dbname)` gives a SQLAlchemy URL. `stop(keep_files=True)` then
+    `start()` restarts it on the same port and data (a database outage)."""
 
     root: Path
     port: int
@@ -51,23 +52,34 @@ class PostgresCluster:
         """URL of a database in this cluster (trust auth on loopback)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def stop(self) -> None:
-        """Stop the server and delete its files."""
+    def stop(self, *, keep_files: bool = False) -> None:
+        """Stop the server at once (as a crash would) and delete its files unless kept."""
         subprocess.run(
-            [
-                *self.as_postgres,
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.root / "data"),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
+            [*self._pg_ctl(), "-m", "immediate", "-w", "stop"], capture_output=True, check=False
+        )
+        if not keep_files:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        """Start the server on its data directory and port; wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+            "-c shared_buffers=128MB"
+        )
+        started = subprocess.run(
+            [*self._pg_ctl(), "-o", options, "-l", str(self.root / "log"), "-w", "start"],
             capture_output=True,
+            text=True,
             check=False,
         )
-        shutil.rmtree(self.root, ignore_errors=True)
+        if started.returncode != 0:
+            log = (self.root / "log").read_text() if (self.root / "log").exists() else ""
+            raise RuntimeError(f"postgres did not start: {started.stderr}\n{log}")
+        _wait_ready(self)
+
+    def _pg_ctl(self) -> list[str]:
+        return [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data")]
 
 
 def start_cluster() -> PostgresCluster:
@@ -103,36 +115,12 @@ def start_cluster() -> PostgresCluster:
         capture_output=True,
         check=True,
     )
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-        "-c shared_buffers=128MB"
-    )
-    started = subprocess.run(
-        [
-            *as_postgres,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if started.returncode != 0:
-        log = (root / "log").read_text() if (root / "log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        raise RuntimeError(f"postgres did not start: {started.stderr}\n{log}")
     cluster = PostgresCluster(root=root, port=port, bindir=bindir, as_postgres=as_postgres)
-    _wait_ready(cluster)
+    try:
+        cluster.start()
+    except RuntimeError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return cluster
 
 
