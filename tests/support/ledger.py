@@ -105,3 +105,22 @@ def waited(check: Callable[[], bool], *, timeout: float, what: str, every: float
             return time.monotonic() - started
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def leases_held(db_url: str, pid: int) -> int:
+    """Aggregate heads (any sink) whose lease the relay running as process `pid` holds."""
+    from sqlalchemy import func
+
+    from kobliat.db.tables import delivery_heads
+
+    db = Database(db_url, pool_size=1)
+    try:
+        with db.reading() as conn:
+            found = conn.execute(
+                select(func.count())
+                .select_from(delivery_heads)
+                .where(delivery_heads.c.lease_owner.like(f"%:{pid}:%"))
+            ).scalar_one()
+    finally:
+        db.dispose()
+    return int(found)

@@ -125,7 +125,7 @@ async def post(client: httpx.AsyncClient, hook: Hook, tally: Tally) -> int:
 class Load:
     """Senders posting new hooks at `rate` per second (at most `limit`) with `concurrency`
     requests in flight, in a background thread, until `stop()`; then, with `retry`, each hook
-    not answered 2xx is posted again (backoff up to 1 s) until `finish()`'s deadline."""
+    not answered 2xx is posted again (backoff up to 2 s) until `finish()`'s deadline."""
 
     base_url: str
     prefix: str
@@ -188,7 +188,7 @@ class Load:
             if 200 <= status < 300 or not self.retry or self._give_up.is_set():
                 return
             await asyncio.sleep(backoff)
-            backoff = min(1.0, backoff * 2)
+            backoff = min(2.0, backoff * 2)
 
 
 def storm(base_url: str, hooks: list[Hook], *, copies: int = 3, concurrency: int = 24) -> Tally:
