@@ -4,6 +4,7 @@ print the counts (the figures docs/reliability.md quotes)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -13,13 +14,15 @@ from tests.support.load import Tally
 
 
 def settle(db_url: str, prefix: str, tally: Tally, *, timeout: float = 90.0) -> Ledger:
-    """Wait until every acknowledged message is stored and no delivery waits in the inbox."""
+    """Wait (at most `timeout`) until every acknowledged message is stored and no delivery
+    waits in the inbox; the ledger as it then is (the assertions come after the figures)."""
 
     def stored() -> bool:
         ledger = read_ledger(db_url, prefix)
         return ledger.unprocessed_deliveries == 0 and tally.acknowledged <= set(ledger.stored)
 
-    waited(stored, timeout=timeout, what="acknowledged messages stored", every=0.5)
+    with contextlib.suppress(AssertionError):
+        waited(stored, timeout=timeout, what="acknowledged messages stored", every=0.5)
     return read_ledger(db_url, prefix)
 
 
@@ -35,25 +38,36 @@ def assert_stored_once(ledger: Ledger, tally: Tally) -> None:
     assert len(per_message) >= len(ledger.stored)
 
 
-def assert_stream_complete(
-    nats_url: str, ledger: Ledger, *, timeout: float = 120.0
-) -> dict[str, Any]:
-    """Every outbox event in the stream exactly once by id, in order per aggregate; the counts
-    and how long the stream took to catch up."""
+def stream_state(nats_url: str, ledger: Ledger, *, timeout: float = 120.0) -> dict[str, Any]:
+    """Wait (at most `timeout`) until the stream holds as many events as the outbox; then the
+    counts against the outbox, how long that took, and whether each aggregate is in order."""
     expected = {e["event_id"] for e in ledger.events}
-    caught_up = waited(
-        lambda: stream_count(nats_url) >= len(expected),
-        timeout=timeout,
-        what=f"{len(expected)} events in the stream",
-        every=0.5,
-    )
+    try:
+        caught_up: float | None = waited(
+            lambda: stream_count(nats_url) >= len(expected),
+            timeout=timeout,
+            what=f"{len(expected)} events in the stream",
+            every=0.5,
+        )
+    except AssertionError:
+        caught_up = None
     stream = read_stream(nats_url)
+    try:
+        assert_in_aggregate_order(m["event"] for m in stream)
+        in_order = True
+    except AssertionError:
+        in_order = False
     report = stream_report(stream, expected)
-    assert report["missing"] == 0, report
-    assert report["repeated"] == 0, report
-    assert report["unexpected"] == 0, report
-    assert_in_aggregate_order(m["event"] for m in stream)
-    return {**report, "stream_caught_up_s": round(caught_up, 1)}
+    caught = None if caught_up is None else round(caught_up, 1)
+    return {**report, "stream_caught_up_s": caught, "aggregates_in_order": in_order}
+
+
+def assert_stream_complete(state: dict[str, Any]) -> None:
+    """Every outbox event in the stream exactly once by id, each aggregate in order."""
+    assert state["missing"] == 0, state
+    assert state["repeated"] == 0, state
+    assert state["unexpected"] == 0, state
+    assert state["aggregates_in_order"], state
 
 
 def figures(scenario: str, **counts: Any) -> None:
@@ -64,3 +78,13 @@ def figures(scenario: str, **counts: Any) -> None:
 def backend(db_url: str) -> str:
     """`sqlite` or `postgresql`, for labels."""
     return db_url.split(":")[0].split("+")[0]
+
+
+def ledger_figures(ledger: Ledger, tally: Tally) -> dict[str, int]:
+    """Stored, duplicates, acknowledged but not stored, deliveries still in the inbox."""
+    return {
+        "stored": len(ledger.stored),
+        "duplicates": ledger.duplicates,
+        "acknowledged_not_stored": len(tally.acknowledged - set(ledger.stored)),
+        "inbox_waiting": ledger.unprocessed_deliveries,
+    }

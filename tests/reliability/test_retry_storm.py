@@ -13,7 +13,9 @@ from tests.reliability.checks import (
     assert_stream_complete,
     backend,
     figures,
+    ledger_figures,
     settle,
+    stream_state,
 )
 from tests.support.load import generic_hook, storm
 from tests.support.nats import NatsServer
@@ -36,16 +38,16 @@ def test_each_webhook_posted_three_times_at_once_is_stored_once(
     with running(serve, relay):
         tally = storm(serve.base_url, hooks, copies=3)
         ledger = settle(db_url, prefix, tally)
-        stream = assert_stream_complete(nats_server.url, ledger)
+        stream = stream_state(nats_server.url, ledger)
     figures(
         f"retry-storm[{backend(db_url)}]",
         **tally.summary(),
-        stored=len(ledger.stored),
-        duplicates=ledger.duplicates,
+        **ledger_figures(ledger, tally),
         **stream,
     )
     assert set(tally.statuses) <= {200}, tally.summary()
     assert tally.acknowledged == {h.message_id for h in hooks}
     assert_stored_once(ledger, tally)
+    assert_stream_complete(stream)
     assert len(ledger.stored) == WEBHOOKS
     assert "Traceback" not in serve.log_text()

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.checks import assert_stored_once, assert_stream_complete, figures, settle
+from tests.reliability.checks import (
+    assert_stored_once,
+    assert_stream_complete,
+    figures,
+    ledger_figures,
+    settle,
+    stream_state,
+)
 from tests.support.load import Load
 from tests.support.nats import NatsServer
 from tests.support.processes import kobliat_env, relay_process, running, serve_process
@@ -41,17 +48,17 @@ def test_serve_killed_under_load_loses_and_repeats_nothing(
         time.sleep(1.0)
         tally = load.finish(timeout=120)
         ledger = settle(pg_url, prefix, tally)
-        stream = assert_stream_complete(nats_server.url, ledger)
+        stream = stream_state(nats_server.url, ledger)
     figures(
         "serve-kill-9",
         kills=KILLS,
         restart_to_healthy_s=[round(r, 2) for r in restarts],
         **tally.summary(),
-        stored=len(ledger.stored),
-        duplicates=ledger.duplicates,
+        **ledger_figures(ledger, tally),
         **stream,
     )
     assert tally.acknowledged == {h.message_id for h in load.hooks}, "every webhook got a 2xx"
     assert tally.server_errors() == 0, tally.summary()
     assert_stored_once(ledger, tally)
+    assert_stream_complete(stream)
     assert set(ledger.stored) == tally.acknowledged

@@ -208,3 +208,49 @@ def storm(base_url: str, hooks: list[Hook], *, copies: int = 3, concurrency: int
         return tally
 
     return asyncio.run(run())
+
+
+@dataclass
+class Probe:
+    """GETs `url` every `every` seconds in a thread, keeping (monotonic time, status, JSON
+    body or None); status 0 = no answer within `timeout`."""
+
+    url: str
+    every: float = 0.2
+    timeout: float = 10.0
+    seen: list[tuple[float, int, Any]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Probe:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(self.timeout + 5)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout) as client:
+            while not self._stop.wait(self.every):
+                try:
+                    answer = client.get(self.url)
+                except httpx.TransportError:
+                    self.seen.append((time.monotonic(), 0, None))
+                    continue
+                try:
+                    body = answer.json()
+                except ValueError:
+                    body = None
+                self.seen.append((time.monotonic(), answer.status_code, body))
+
+    def between(self, start: float, end: float) -> list[tuple[float, int, Any]]:
+        """What was seen from `start` to `end` (monotonic times)."""
+        return [s for s in self.seen if start <= s[0] <= end]
+
+    def first_after(self, moment: float, status: int) -> float | None:
+        """Seconds from `moment` to the first answer with this status."""
+        times = [t for t, s, _ in self.seen if t >= moment and s == status]
+        return min(times) - moment if times else None
