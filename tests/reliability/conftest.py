@@ -37,9 +37,10 @@ class OwnCluster:
 
 @pytest.fixture
 def own_cluster() -> Iterator[OwnCluster]:
-    """A fresh cluster with a migrated database `kobliat`, deleted after the test."""
+    """A fresh cluster with a migrated database `kobliat`, deleted after the test; durable,
+    so that what it acknowledged survives `stop()` (an immediate shutdown, as a crash)."""
     try:
-        cluster = start_cluster()
+        cluster = start_cluster(durable=True)
     except PostgresUnavailable as exc:
         if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required but unavailable: {exc}")

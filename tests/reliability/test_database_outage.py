@@ -55,6 +55,7 @@ def test_database_outage_answers_503_and_recovers_by_itself(
     during = [s for _, s, _ in ready.between(stopped + 1.0, started)]
     outage_answers = [s for t, s in tally.timeline if stopped + 1.0 <= t <= started]
     recovered = tally.first_2xx_after(started)
+    lost = sorted(tally.acknowledged - set(ledger.stored))
     figures(
         "postgres-outage",
         outage_s=OUTAGE_SECONDS,
@@ -64,6 +65,9 @@ def test_database_outage_answers_503_and_recovers_by_itself(
         readyz_200_after_db_start_s=_round(ready.first_after(started, 200)),
         first_webhook_2xx_after_db_start_s=_round(recovered),
         **ledger_figures(ledger, tally),
+        lost_acknowledged_s_from_db_stop=[
+            round(tally.acknowledged_at[m] - stopped, 2) for m in lost
+        ],
         **stream,
     )
     assert during and set(during) == {503}, "readyz says not ready while the database is down"

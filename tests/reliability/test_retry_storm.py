@@ -22,7 +22,7 @@ from tests.support.nats import NatsServer
 from tests.support.processes import kobliat_env, relay_process, running, serve_process
 
 pytestmark = [pytest.mark.reliability, pytest.mark.nats]
-WEBHOOKS = 150
+WEBHOOKS = 100
 
 
 @pytest.mark.timeout(300)

@@ -24,7 +24,7 @@ from tests.support.nats import NatsServer
 from tests.support.processes import kobliat_env, relay_process, running, serve_process
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.nats]
-KILLS = 4
+KILLS = 3
 
 
 @pytest.mark.timeout(400)
@@ -37,7 +37,7 @@ def test_serve_killed_under_load_loses_and_repeats_nothing(
     prefix = f"kill{rng.randrange(10**6)}"
     restarts: list[float] = []
     with running(serve, relay):
-        load = Load(serve.base_url, prefix, senders=20, rate=40, limit=1000, concurrency=16)
+        load = Load(serve.base_url, prefix, senders=20, rate=30, limit=600, concurrency=16)
         load.start()
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.5, 2.5))

@@ -62,6 +62,8 @@ class Tally:
     problems: Counter[str] = field(default_factory=Counter)
     transport_errors: Counter[str] = field(default_factory=Counter)
     acknowledged: set[str] = field(default_factory=set)
+    acknowledged_at: dict[str, float] = field(default_factory=dict)  # first 2xx, monotonic
+    receipts: Counter[str] = field(default_factory=Counter)  # the 2xx answers' `status`
     slowest_answer: float = 0.0
     timeline: list[tuple[float, int]] = field(default_factory=list)
 
@@ -91,11 +93,19 @@ class Tally:
             "sent": self.sent,
             "attempts": self.attempts,
             "acknowledged": len(self.acknowledged),
+            "receipts": dict(self.receipts),
             "statuses": dict(sorted(self.statuses.items())),
             "problems": dict(self.problems),
             "no_answer": dict(self.transport_errors),
             "slowest_answer_s": round(self.slowest_answer, 3),
         }
+
+
+def _receipt(answer: httpx.Response) -> str:
+    try:
+        return str(answer.json().get("status", "?"))
+    except (ValueError, AttributeError):
+        return "?"
 
 
 def _problem_type(answer: httpx.Response) -> str:
@@ -118,6 +128,8 @@ async def post(client: httpx.AsyncClient, hook: Hook, tally: Tally) -> int:
     tally.record(answer.status_code, started, answer)
     if 200 <= answer.status_code < 300:
         tally.acknowledged.add(hook.message_id)
+        tally.acknowledged_at.setdefault(hook.message_id, time.monotonic())
+        tally.receipts[_receipt(answer)] += 1
     return answer.status_code
 
 

@@ -47,6 +47,7 @@ class PostgresCluster:
     port: int
     bindir: Path
     as_postgres: list[str]
+    durable: bool = False  # commits survive a crash (immediate stop): synchronous_commit=on
 
     def url(self, dbname: str = "postgres") -> str:
         """URL of a database in this cluster (trust auth on loopback)."""
@@ -62,9 +63,12 @@ class PostgresCluster:
 
     def start(self) -> None:
         """Start the server on its data directory and port; wait until it accepts connections."""
+        # fsync=off only risks data on an OS crash; synchronous_commit=off loses the last
+        # commits on a server crash too, so a durable cluster keeps it on.
+        commit = "on" if self.durable else "off"
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+            f"-c synchronous_commit={commit} -c full_page_writes=off -c max_connections=300 "
             "-c shared_buffers=128MB"
         )
         started = subprocess.run(
@@ -82,8 +86,9 @@ class PostgresCluster:
         return [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data")]
 
 
-def start_cluster() -> PostgresCluster:
-    """initdb + start on a free loopback port; raises PostgresUnavailable when impossible."""
+def start_cluster(*, durable: bool = False) -> PostgresCluster:
+    """initdb + start on a free loopback port; raises PostgresUnavailable when impossible.
+    `durable`: acknowledged commits survive a crash of the server (slower)."""
     bindir = _bindir()
     if not (bindir / "initdb").exists():
         raise PostgresUnavailable(f"no initdb in {bindir}")
@@ -115,7 +120,9 @@ def start_cluster() -> PostgresCluster:
         capture_output=True,
         check=True,
     )
-    cluster = PostgresCluster(root=root, port=port, bindir=bindir, as_postgres=as_postgres)
+    cluster = PostgresCluster(
+        root=root, port=port, bindir=bindir, as_postgres=as_postgres, durable=durable
+    )
     try:
         cluster.start()
     except RuntimeError:
