@@ -3,6 +3,7 @@ start again (same port, same database), with every channel secret configured."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,6 +50,8 @@ def kobliat_env(db_url: str, *, nats_url: str | None = None, **settings: Any) ->
         "webhook_retry_max_seconds": 0.5,
         "webhook_timeout_seconds": 2.0,
         "log_level": "WARNING",
+        "workers": 1,  # one serve process: its pid is the server
+        "subscriptions_allow_private": "true",  # the test subscriber listens on 127.0.0.1
         **({"nats_url": nats_url} if nats_url else {}),
         **settings,
     }
@@ -97,6 +100,7 @@ class KobliatProcess:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() takes every child
             )
         self.starts += 1
         if self.port is not None:
@@ -116,9 +120,10 @@ class KobliatProcess:
         raise AssertionError(f"{self.name} did not come up within {timeout} s")
 
     def kill(self) -> None:
-        """SIGKILL (`kill -9`): no shutdown code runs."""
+        """SIGKILL (`kill -9`) to the process and its children: no shutdown code runs."""
         if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=30)
 
     def stop(self) -> None:
@@ -132,6 +137,8 @@ class KobliatProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # a child left behind
 
     def log_text(self) -> str:
         """Everything the process printed so far (all its runs)."""
