@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -13,8 +12,9 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from kobliat import bootstrap, metrics, problems
-from kobliat.auth import require_api_key
+from kobliat import bootstrap, problems
+from kobliat.asgi import BodyLimits, LimitBodies, Observe
+from kobliat.auth import RequireKeyFirst, require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
@@ -30,11 +30,12 @@ from kobliat.webhooks.routes import router as webhooks_router
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     """The application. Pass a built `container` to share one (tests); otherwise it is built
     (and migrated) when the app starts."""
+    configured = container.settings if container is not None else settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
-        app.state.kobliat = container or bootstrap.build(settings or Settings())
+        app.state.kobliat = container or bootstrap.build(configured)
         try:
             async with (
                 inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings),
@@ -66,7 +67,20 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app.include_router(router, dependencies=authed)
     app.include_router(webhooks_router)  # no API key: each channel's own signature
     _health_routes(app)
-    app.middleware("http")(_measure)
+    protected = frozenset(
+        str(getattr(route, "path", "/")).split("/", 2)[1]
+        for router in routers
+        for route in router.routes
+    )
+    limits = BodyLimits(
+        webhooks=configured.webhook_max_body_bytes,
+        api=configured.api_max_body_bytes,
+        seconds=configured.http_body_timeout_seconds,
+    )
+    # Added innermost first: a request meets Observe, then LimitBodies, then RequireKeyFirst.
+    app.add_middleware(RequireKeyFirst, protected=protected)
+    app.add_middleware(LimitBodies, limits=limits)
+    app.add_middleware(Observe)
     return app
 
 
@@ -88,18 +102,6 @@ async def _relay(app: FastAPI) -> AsyncIterator[None]:
         relay.stop()
         await asyncio.wait_for(task, timeout=30)
         app.state.relay = None
-
-
-async def _measure(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-    return response
 
 
 def _health_routes(app: FastAPI) -> None:

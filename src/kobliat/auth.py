@@ -15,7 +15,11 @@ from uuid import uuid4
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import func, insert, select
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kobliat import problems
+from kobliat.db import dialect
 from kobliat.db.engine import Database
 from kobliat.db.tables import api_keys
 from kobliat.db.types import utcnow
@@ -64,14 +68,19 @@ class KeyChecker:
         self._ttl = ttl
         self._known: dict[str, float] = {}
 
-    def is_valid(self, key: str) -> bool:
-        """True for a configured key or a stored, unrevoked one."""
+    def is_known(self, key: str) -> bool:
+        """True for a configured key or one found valid moments ago (no database read)."""
         digest = hash_key(key)
         if any(hmac.compare_digest(digest, known) for known in self._configured):
             return True
         seen = self._known.get(digest)
-        if seen is not None and time.monotonic() - seen < self._ttl:
+        return seen is not None and time.monotonic() - seen < self._ttl
+
+    def is_valid(self, key: str) -> bool:
+        """True for a configured key or a stored, unrevoked one."""
+        if self.is_known(key):
             return True
+        digest = hash_key(key)
         with self._db.reading() as conn:
             found = conn.execute(
                 select(api_keys.c.id).where(
@@ -89,14 +98,69 @@ class KeyChecker:
 _bearer = HTTPBearer(auto_error=False, description="an API key (`kobliat keys create`)")
 
 
+_CHECKED = "kobliat.api_key_checked"  # scope key: RequireKeyFirst accepted the key
+_MISSING = "send the API key as `Authorization: Bearer <key>`"
+
+
 def require_api_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:
     """FastAPI dependency: a valid `Authorization: Bearer <key>` or a 401 problem."""
+    if request.scope.get(_CHECKED):
+        return
     key = credentials.credentials.strip() if credentials is not None else ""
     if not key:
-        raise Problem(401, "missing-api-key", "send the API key as `Authorization: Bearer <key>`")
+        raise Problem(401, "missing-api-key", _MISSING)
     checker: KeyChecker = request.app.state.kobliat.keys
     if not checker.is_valid(key):
         raise Problem(401, "invalid-api-key", "the API key is not valid")
+
+
+class RequireKeyFirst:
+    """Check the API key of REST requests from their headers, before the body is read, so an
+    unauthenticated client cannot make the server read (or hold) anything it sends.
+
+    `protected` holds the first path segments of the routes that need a key; the routes keep
+    `require_api_key` too (it documents the scheme and skips the work done here).
+    """
+
+    def __init__(self, app: ASGIApp, *, protected: frozenset[str]) -> None:
+        self.app = app
+        self.protected = protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http" or scope["path"].split("/", 2)[1] not in self.protected:
+            await self.app(scope, receive, send)
+            return
+        refusal = await self._refusal(scope)
+        if refusal is None:
+            scope[_CHECKED] = True
+            await self.app(scope, receive, send)
+            return
+        status, code, detail, headers = refusal
+        # The body is left unread: `LimitBodies` (outside) closes the connection after this.
+        await problems.send_problem(send, status, code, detail, headers=headers)
+
+    async def _refusal(self, scope: Scope) -> tuple[int, str, str, dict[str, str]] | None:
+        key = _bearer_key(scope)
+        if not key:
+            return 401, "missing-api-key", _MISSING, {}
+        checker: KeyChecker = scope["app"].state.kobliat.keys
+        try:
+            valid = checker.is_known(key) or await run_in_threadpool(checker.is_valid, key)
+        except Exception as exc:
+            if not dialect.is_unavailable(exc):
+                raise
+            problems.OUTAGES.refused(exc)
+            return problems.unavailable("the database is unavailable; try again")
+        return None if valid else (401, "invalid-api-key", "the API key is not valid", {})
+
+
+def _bearer_key(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            return key.strip() if scheme.lower() == "bearer" else ""
+    return ""

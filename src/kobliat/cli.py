@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from kobliat import auth, logs
@@ -33,11 +34,11 @@ def serve(
     """Migrate the database, then serve the API and webhooks."""
     import uvicorn
 
-    from kobliat import bootstrap
+    from kobliat import bootstrap, server
     from kobliat.api import create_app
 
-    settings = Settings()
-    logs.configure(settings.log_level)
+    settings = _settings()
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
     container = bootstrap.build(settings)
     if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
         key = auth.create_key(container.db, name="first")
@@ -48,9 +49,17 @@ def serve(
         create_app(settings, container=container),
         host=host,
         port=port,
-        log_level=settings.log_level.lower(),
-        log_config=logs.uvicorn_log_config(),
+        **server.uvicorn_options(settings),
     )
+
+
+def _settings() -> Settings:
+    """The settings, or a clear message and exit code 2 when one of them is unusable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        console.print(f"[red]kobliat cannot start:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command("dev-secrets")
@@ -73,8 +82,8 @@ def relay() -> None:
     """Run the outbox relay on its own (NATS, HTTP subscriptions, pruning); no HTTP API."""
     from kobliat import bootstrap
 
-    settings = Settings()
-    logs.configure(settings.log_level)
+    settings = _settings()
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
     container = bootstrap.build(settings)
     relay = bootstrap.build_relay(container)
 

@@ -1,22 +1,74 @@
-"""Structured logging (structlog) with phone numbers masked and secrets never rendered."""
+"""Structured logging (structlog) with phone numbers and e-mail addresses masked, secret query
+parameters redacted, and the configured secrets never rendered."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import re
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 import structlog
 
 # A run of 7-15 digits, optionally after + or its URL encoding %2B, not inside a longer token.
 _PHONE = re.compile(r"(?:(?<=%2B)|(?<![\w.]))(\+?)(\d{2,4})\d{3,9}(\d{2})(?!\w)")
+# The same with separators: "+44 7700 900123", "+1 (555) 123-4567", "07700 900123".
+_SPACED_PHONE = re.compile(r"(?<![\w.+\-])(\+|%2B)?\(?\d[\d()]*(?:[ .\-]\(?\d[\d()]*){1,6}(?!\w)")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*(@|%40)([\w-]+(?:\.[\w-]+)+)")
+# Query parameters whose values are credentials (Meta's hub.verify_token and the like).
+_SECRET_PARAM = re.compile(r"token|secret|password|passwd|signature|api[_-]?key|auth", re.I)
+REDACTED = "[redacted]"
+_secrets: tuple[str, ...] = ()
 
 
 def mask_phones(text: str) -> str:
-    """Mask the middle digits of phone-number-like runs: +447700900123 → +4477*****23."""
-    return _PHONE.sub(lambda m: f"{m.group(1)}{m.group(2)}*****{m.group(3)}", text)
+    """Mask the middle digits of phone-number-like runs: +447700900123 → +4477*****23,
+    +44 7700 900123 → +44 77** ****23."""
+    return _SPACED_PHONE.sub(_mask_spaced, _PHONE.sub(_mask_run, text))
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)}*****{match.group(3)}"
+
+
+def _mask_spaced(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    # A leading + marks a phone number; without it, dashes alone could be a date or an id.
+    if not 7 <= digits <= 15 or (match.group(1) is None and _DATE.match(text)):
+        return text
+    out, seen = [], 0
+    for char in text:
+        if char.isdigit():
+            seen += 1
+            char = char if seen <= 4 or seen > digits - 2 else "*"
+        out.append(char)
+    return "".join(out)
+
+
+def mask_emails(text: str) -> str:
+    """Mask the local part of e-mail addresses: alice@example.com → a***@example.com."""
+    return _EMAIL.sub(lambda m: f"{m.group(1)}***{m.group(2)}{m.group(3)}", text)
+
+
+def mask(text: str) -> str:
+    """Personal data and the configured secrets out of one logged string."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if "@" in text or "%40" in text:
+        text = mask_emails(text)
+    return mask_phones(text)
+
+
+def redact_query(query: bytes) -> str:
+    """A query string as logged: secret parameters redacted, personal data masked."""
+    pairs = parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True)
+    shown = [(k, REDACTED if _SECRET_PARAM.search(k) else mask(v)) for k, v in pairs]
+    return urlencode(shown, quote_via=quote, safe="*@[]")
 
 
 def _mask_event(
@@ -24,23 +76,25 @@ def _mask_event(
 ) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if isinstance(value, str):
-            event[key] = mask_phones(value)
+            event[key] = mask(value)
     return event
 
 
 class MaskPhones(logging.Filter):
-    """A logging filter masking phone numbers in a record's message (uvicorn's access log
-    prints query strings such as ?external_id=+447700900123)."""
+    """A logging filter masking personal data and secrets in a record's message, arguments and
+    traceback (uvicorn's and alembic's logs go through the standard library)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_phones(str(record.msg))
+        record.msg = mask(str(record.msg))
         if isinstance(record.args, tuple):
-            record.args = tuple(mask_phones(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(mask(a) if isinstance(a, str) else a for a in record.args)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
         return True
 
 
 def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with phone numbers masked on every handler."""
+    """uvicorn's own logging configuration, with personal data masked on every handler."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -63,11 +117,29 @@ def processors() -> list[Any]:
     ]
 
 
-def configure(level: str = "INFO") -> None:
-    """Set up structlog and the standard library's logging to one console format."""
+def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> None:
+    """Set up structlog and the standard library's logging to one console format; `secrets`
+    are replaced by a marker wherever they would appear in a line."""
+    global _secrets
+    _secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
     logging.basicConfig(level=level.upper(), format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskPhones) for f in handler.filters):
+            handler.addFilter(MaskPhones())
     structlog.configure(
         processors=processors(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
+
+
+def secrets_of(settings: Any) -> list[str]:
+    """Every secret value in the settings (channel secrets, configured API keys)."""
+    from pydantic import SecretStr
+
+    found = [
+        value.get_secret_value()
+        for value in (getattr(settings, name) for name in type(settings).model_fields)
+        if isinstance(value, SecretStr)
+    ]
+    return [*found, *settings.configured_api_keys()]

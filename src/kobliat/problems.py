@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,15 +12,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import Send
 
+from kobliat.db import dialect
 from kobliat.errors import DomainError
 from kobliat.pagination import CursorError
 
 log = structlog.get_logger(__name__)
 MEDIA_TYPE = "application/problem+json"
 _SCHEMA_REF = {"$ref": "#/components/schemas/ProblemDetails"}
+# How long a client is asked to wait when the database is unavailable (a restart, a failover).
+RETRY_AFTER_SECONDS = 5
 
 
 class Problem(Exception):
@@ -42,6 +50,36 @@ def problem_response(
     **extra: Any,
 ) -> JSONResponse:
     """A problem+json response; `code` becomes the `type` and is also given as `code`."""
+    body = _problem_body(status, code, detail, instance=instance, **extra)
+    return JSONResponse(
+        body, status_code=status, media_type=MEDIA_TYPE, headers=_headers(status, headers)
+    )
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    close: bool = False,
+) -> None:
+    """Answer a problem straight over ASGI (from middleware, before or without the app);
+    `close` ends the connection after it (the request body was left unread)."""
+    content = json.dumps(_problem_body(status, code, detail)).encode()
+    sent = _headers(status, headers)
+    sent.update({"content-type": MEDIA_TYPE, "content-length": str(len(content))})
+    if close:
+        sent["connection"] = "close"
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in sent.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": content})
+
+
+def _problem_body(
+    status: int, code: str, detail: str, *, instance: str | None = None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"/problems/{code}",
         "title": _TITLES.get(status, "Error"),
@@ -52,10 +90,46 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra)
+    return body
+
+
+def _headers(status: int, headers: Mapping[str, str] | None) -> dict[str, str]:
     sent = dict(headers or {})
     if status == 401:
         sent.setdefault("WWW-Authenticate", "Bearer")
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=sent)
+    return sent
+
+
+def unavailable(detail: str) -> tuple[int, str, str, dict[str, str]]:
+    """The 503 answer for a database that cannot be reached: status, code, detail, headers."""
+    return 503, "database-unavailable", detail, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class OutageLog:
+    """Says that the database is unavailable once per interval, with how many requests were
+    refused meanwhile, instead of a traceback per request."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self._interval = interval
+        self._last = -interval
+        self._refused = 0
+
+    def refused(self, exc: BaseException) -> None:
+        """Count one refused request; log when the interval has passed since the last line."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        log.warning(
+            "database unavailable; answering 503",
+            error=dialect.describe_unavailable(exc),
+            refused=self._refused,
+            interval_s=self._interval,
+        )
+        self._last, self._refused = now, 0
+
+
+OUTAGES = OutageLog()
 
 
 _TITLES = {
@@ -64,6 +138,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
@@ -144,15 +219,30 @@ def install(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), instance=request.url.path, headers=headers
         )
 
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # Handled here, not by the catch-all below: that one makes the server drop the
+        # connection, and an outage must leave keep-alive connections usable.
+        if not dialect.is_unavailable(exc):
+            return _internal_error(request, exc)
+        OUTAGES.refused(exc)
+        status, code, detail, headers = unavailable("the database is unavailable; try again")
+        return problem_response(status, code, detail, instance=request.url.path, headers=headers)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return problem_response(
-            500,
-            "internal-error",
-            "an unexpected error occurred; it has been logged",
-            instance=request.url.path,
-        )
+        return _internal_error(request, exc)
+
+
+def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return problem_response(
+        500,
+        "internal-error",
+        "an unexpected error occurred; it has been logged",
+        instance=request.url.path,
+    )
 
 
 def _allowed_methods(request: Request) -> str:

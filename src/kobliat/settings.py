@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kobliat import channel_secrets
 
 
 class Settings(BaseSettings):
     """Everything kobliat reads from its environment; see DESIGN §7 for the names."""
 
-    model_config = SettingsConfigDict(env_prefix="KOBLIAT_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused secret must not be echoed in the error that refuses it.
+    model_config = SettingsConfigDict(
+        env_prefix="KOBLIAT_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./kobliat.db"
     nats_url: str | None = None
@@ -38,6 +43,31 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1)  # requests in flight per subscription
+    # The HTTP edge (see README, "Running it in production"): request bodies are counted while
+    # they stream in and refused past these sizes; slow or idle clients are cut off.
+    webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)  # the whole body, once begun
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)  # the request line + headers
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    http_limit_concurrency: int = Field(default=1000, ge=1)  # connections; past it: 503
+    http_keep_alive_seconds: int = Field(default=30, ge=1)
+
+    @field_validator(
+        "whatsapp_app_secret",
+        "whatsapp_verify_token",
+        "telegram_secret_token",
+        "twilio_auth_token",
+        "generic_webhook_secret",
+    )
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Refuse at start a channel secret no request could ever be checked against; an empty
+        one (`KOBLIAT_X=`) is the channel turned off, as when unset."""
+        if value is None or value.get_secret_value() == "":
+            return None
+        channel_secrets.check(info.field_name or "", value.get_secret_value())
+        return value
 
     def configured_api_keys(self) -> list[str]:
         """The keys given in KOBLIAT_API_KEYS, trimmed, without empties."""

@@ -38,7 +38,7 @@ class OwnCluster:
 @pytest.fixture
 def own_cluster() -> Iterator[OwnCluster]:
     """A fresh cluster with a migrated database `kobliat`, deleted after the test; durable,
-    so that what it acknowledged survives `stop()` (an immediate shutdown, as a crash)."""
+    so that what it acknowledged survives `pause(immediate=True)` (as a crash)."""
     try:
         cluster = start_cluster(durable=True)
     except PostgresUnavailable as exc:

@@ -40,55 +40,55 @@ def _bindir() -> Path:
 
 @dataclass
 class PostgresCluster:
-    """A running cluster; `url(dbname)` gives a SQLAlchemy URL. `stop(keep_files=True)` then
-    `start()` restarts it on the same port and data (a database outage)."""
+    """A running cluster; `url(dbname)` gives a SQLAlchemy URL."""
 
     root: Path
     port: int
     bindir: Path
     as_postgres: list[str]
-    durable: bool = False  # commits survive a crash (immediate stop): synchronous_commit=on
+    options: str = ""
 
     def url(self, dbname: str = "postgres") -> str:
         """URL of a database in this cluster (trust auth on loopback)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def stop(self, *, keep_files: bool = False) -> None:
-        """Stop the server at once (as a crash would) and delete its files unless kept."""
-        subprocess.run(
-            [*self._pg_ctl(), "-m", "immediate", "-w", "stop"], capture_output=True, check=False
-        )
-        if not keep_files:
-            shutil.rmtree(self.root, ignore_errors=True)
+    def pause(self, *, immediate: bool = False) -> None:
+        """Shut the server down (fast: sessions are told and closed; immediate: as a crash,
+        no checkpoint), keeping its files."""
+        self._pg_ctl("-m", "immediate" if immediate else "fast", "-w", "stop")
 
-    def start(self) -> None:
-        """Start the server on its data directory and port; wait until it accepts connections."""
-        # fsync=off only risks data on an OS crash; synchronous_commit=off loses the last
-        # commits on a server crash too, so a durable cluster keeps it on.
-        commit = "on" if self.durable else "off"
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c synchronous_commit={commit} -c full_page_writes=off -c max_connections=300 "
-            "-c shared_buffers=128MB"
-        )
-        started = subprocess.run(
-            [*self._pg_ctl(), "-o", options, "-l", str(self.root / "log"), "-w", "start"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if started.returncode != 0:
-            log = (self.root / "log").read_text() if (self.root / "log").exists() else ""
-            raise RuntimeError(f"postgres did not start: {started.stderr}\n{log}")
+    def resume(self) -> None:
+        """Start the server again on the same port after `pause`."""
+        self._pg_ctl("-o", self.options, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
         _wait_ready(self)
 
-    def _pg_ctl(self) -> list[str]:
-        return [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data")]
+    def _pg_ctl(self, *args: str) -> None:
+        command = [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data")]
+        subprocess.run([*command, *args], capture_output=True, check=True)
+
+    def stop(self) -> None:
+        """Stop the server and delete its files."""
+        subprocess.run(
+            [
+                *self.as_postgres,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def start_cluster(*, durable: bool = False) -> PostgresCluster:
     """initdb + start on a free loopback port; raises PostgresUnavailable when impossible.
-    `durable`: acknowledged commits survive a crash of the server (slower)."""
+    `durable`: synchronous_commit=on, so acknowledged commits survive an immediate stop (with
+    it off, the test default, a crash loses the last commits)."""
     bindir = _bindir()
     if not (bindir / "initdb").exists():
         raise PostgresUnavailable(f"no initdb in {bindir}")
@@ -120,14 +120,39 @@ def start_cluster(*, durable: bool = False) -> PostgresCluster:
         capture_output=True,
         check=True,
     )
-    cluster = PostgresCluster(
-        root=root, port=port, bindir=bindir, as_postgres=as_postgres, durable=durable
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        f"-c synchronous_commit={'on' if durable else 'off'} -c full_page_writes=off "
+        "-c max_connections=300 "
+        "-c shared_buffers=128MB"
     )
-    try:
-        cluster.start()
-    except RuntimeError:
+    started = subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if started.returncode != 0:
+        log = (root / "log").read_text() if (root / "log").exists() else ""
         shutil.rmtree(root, ignore_errors=True)
-        raise
+        raise RuntimeError(f"postgres did not start: {started.stderr}\n{log}")
+    cluster = PostgresCluster(
+        root=root, port=port, bindir=bindir, as_postgres=as_postgres, options=options
+    )
+    _wait_ready(cluster)
     return cluster
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -17,7 +18,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 # PostgreSQL SQLSTATEs worth retrying the whole transaction for.
@@ -36,7 +38,14 @@ def engine_options(url: str, *, pool_size: int) -> dict[str, Any]:
     """Keyword arguments for `create_engine` that suit the URL's database."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+    # No pre-ping (a round trip per checkout): a connection found dead raises a disconnect
+    # error, which invalidates it and every older pooled one, and that request answers 503.
+    # connect_timeout: an unreachable host fails a request in seconds instead of hanging it.
+    return {
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "connect_args": {"connect_timeout": 5},
+    }
 
 
 def prepare_engine(engine: Engine) -> None:
@@ -136,3 +145,34 @@ def try_relay_lock(conn: Connection, key: int, *, wait: bool = False) -> bool:
         return True
     taken = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
     return bool(taken.scalar_one())
+
+
+# PostgreSQL SQLSTATE classes and codes that mean "the database cannot serve now", not "this
+# request is wrong": connection exceptions, insufficient resources, operator intervention.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+_SQLITE_UNAVAILABLE = ("database is locked", "database is busy", "unable to open database")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached or is too busy right now (refused,
+    shut down, connection lost, pool exhausted, SQLite still locked after its timeout)."""
+    if isinstance(exc, SQLAlchemyTimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return str(sqlstate).startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
+    if isinstance(orig, psycopg.OperationalError):  # no SQLSTATE: no server answered at all
+        return True
+    return isinstance(exc, OperationalError) and any(m in str(orig) for m in _SQLITE_UNAVAILABLE)
+
+
+def describe_unavailable(exc: BaseException) -> str:
+    """A short, value-free description of an outage error for the log (first line only)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {first}"[:200]

@@ -21,8 +21,12 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = dialect.engine_url(url)
+        # hide_parameters: errors never carry bound values (message texts, phone numbers)
+        # into logs or into the inbox's stored `last_error`.
         self.engine: Engine = create_engine(
-            self.url, **dialect.engine_options(self.url, pool_size=pool_size)
+            self.url,
+            hide_parameters=True,
+            **dialect.engine_options(self.url, pool_size=pool_size),
         )
         dialect.prepare_engine(self.engine)
 

@@ -13,6 +13,7 @@ import structlog
 from kobliat import ingest
 from kobliat.channels import generic, telegram, twilio, whatsapp
 from kobliat.channels.records import ParsedWebhook, PayloadError
+from kobliat.db import dialect
 from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
@@ -109,21 +110,25 @@ def _keep_failed(
     db: Database, delivery: Delivery, parsed: ParsedWebhook, failure: BaseException
 ) -> Receipt:
     """Store a delivery whose processing failed: as failed (with the items that are fine
-    applied) when trying again cannot help, else for the worker to retry."""
+    applied) when trying again cannot help, else for the worker to retry. When the database
+    itself is unavailable nothing can be stored: the error propagates (a 503, not queued)."""
+    if dialect.is_unavailable(failure):
+        raise failure
     if is_permanent(failure):
         try:
             return db.run(lambda uow: _store_settled(uow, delivery, parsed))
         except Exception as exc:  # the item-by-item pass failed otherwise: retry it later
             failure = exc
     key = parsed.delivery_key
+    error = describe(failure)
+    db.run(lambda uow: _store_failed(uow, delivery, key, error))
+    # Logged once it is true: a delivery the database refused to store was not queued.
     log.error(
         "webhook processing failed; queued for retry",
         channel=delivery.channel,
         delivery_key=key,
         exc_info=failure,
     )
-    error = describe(failure)
-    db.run(lambda uow: _store_failed(uow, delivery, key, error))
     return Receipt("queued", key)
 
 

@@ -1,9 +1,11 @@
 """Inbound webhooks (no API key: each channel's own signature). DESIGN §7.
 
 Every POST is handled the same way: refuse when the channel has no secret configured (503,
-so providers that retry deliver once it is set), verify the signature over the raw bytes
-(401, nothing stored), parse (400, nothing stored), then store and process in one
-transaction and answer 200 only once the delivery is durable.
+so providers that retry deliver once it is set) or the request has no signature header (401,
+before a byte of the body is read), verify the signature over the raw bytes (401, nothing
+stored), parse (400, nothing stored), then store and process in one transaction and answer 200
+only once the delivery is durable. Bodies are capped while they stream in (`asgi.LimitBodies`,
+413), and an unavailable database is a 503 with Retry-After (`problems`).
 """
 
 from __future__ import annotations
@@ -28,11 +30,10 @@ from kobliat.problems import Problem, documented
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-# Meta documents payloads of up to ~3 MB; anything far beyond that is not a provider.
-MAX_BODY_BYTES = 8 * 1024 * 1024
 _COMMON_HEADERS = ("content-type", "user-agent")
-# Not configured (503), unsigned (401), too big (413), unreadable (400): see the module docstring.
-_REFUSALS = documented(400, 401, 413, 503)
+# Not configured or database down (503), unsigned (401), too big (413) or slow (408),
+# unreadable (400): see the module docstring.
+_REFUSALS = documented(400, 401, 408, 413, 503)
 
 
 @router.get("/whatsapp", response_class=PlainTextResponse, responses=documented(403, 503))
@@ -56,14 +57,9 @@ async def whatsapp_webhook(request: Request) -> Response:
     """WhatsApp Cloud API: `X-Hub-Signature-256` over the raw body."""
     app = container(request)
     secret = _secret(app.settings.whatsapp_app_secret, "whatsapp", "WHATSAPP_APP_SECRET")
-    body = await _body(request)
-    header = request.headers.get(whatsapp.SIGNATURE_HEADER)
-    _check(
-        "whatsapp",
-        header,
-        whatsapp.verify_signature(body, header, secret),
-        whatsapp.SIGNATURE_HEADER,
-    )
+    header = _signature_header(request, "whatsapp", whatsapp.SIGNATURE_HEADER)
+    body = await request.body()
+    _check("whatsapp", whatsapp.verify_signature(body, header, secret), whatsapp.SIGNATURE_HEADER)
     kept = _kept(request, [*_COMMON_HEADERS, whatsapp.SIGNATURE_HEADER.lower()])
     return await _accept(app, Delivery("whatsapp", body, kept, utcnow()))
 
@@ -73,9 +69,9 @@ async def telegram_webhook(request: Request) -> Response:
     """Telegram Bot API: `X-Telegram-Bot-Api-Secret-Token` equals our secret token."""
     app = container(request)
     secret = _secret(app.settings.telegram_secret_token, "telegram", "TELEGRAM_SECRET_TOKEN")
-    header = request.headers.get(telegram.SECRET_HEADER)
-    _check("telegram", header, telegram.verify_signature(header, secret), telegram.SECRET_HEADER)
-    body = await _body(request)
+    header = _signature_header(request, "telegram", telegram.SECRET_HEADER)
+    _check("telegram", telegram.verify_signature(header, secret), telegram.SECRET_HEADER)
+    body = await request.body()
     # The secret header is the credential itself: it is never stored.
     return await _accept(app, Delivery("telegram", body, _kept(request, _COMMON_HEADERS), utcnow()))
 
@@ -89,19 +85,14 @@ async def twilio_webhook(request: Request) -> Response:
     """Twilio Messaging: `X-Twilio-Signature` over the URL Twilio called and the form fields."""
     app = container(request)
     secret = _secret(app.settings.twilio_auth_token, "twilio", "TWILIO_AUTH_TOKEN")
-    body = await _body(request)
-    header = request.headers.get(twilio.SIGNATURE_HEADER)
+    header = _signature_header(request, "twilio", twilio.SIGNATURE_HEADER)
+    body = await request.body()
     try:
         pairs = inbox.form_pairs(body)
     except PayloadError:
         pairs = []  # cannot be what Twilio signed: the check below fails
     url = signed_url(request, app.settings.public_url)
-    _check(
-        "twilio",
-        header,
-        twilio.verify_signature(url, pairs, header, secret),
-        twilio.SIGNATURE_HEADER,
-    )
+    _check("twilio", twilio.verify_signature(url, pairs, header, secret), twilio.SIGNATURE_HEADER)
     kept = _kept(request, [*_COMMON_HEADERS, twilio.SIGNATURE_HEADER.lower()])
     await _accept(app, Delivery("twilio", body, kept, utcnow()))
     # Empty TwiML: acknowledge without replying to the sender.
@@ -113,15 +104,15 @@ async def generic_webhook(request: Request) -> Response:
     """kobliat's own JSON format, signed with Standard Webhooks (see docs/webhooks.md)."""
     app = container(request)
     secret = _secret(app.settings.generic_webhook_secret, "generic", "GENERIC_WEBHOOK_SECRET")
-    body = await _body(request)
-    header = request.headers.get("webhook-signature")
+    _signature_header(request, "generic", "webhook-signature")
+    body = await request.body()
     try:
         valid = generic.verify_signature(body, request.headers, secret)
     except ValueError as exc:  # the configured secret is not `whsec_` + base64
         raise Problem(
             503, "channel-misconfigured", f"KOBLIAT_GENERIC_WEBHOOK_SECRET is unusable: {exc}"
         ) from exc
-    _check("generic", header, valid, "webhook-signature")
+    _check("generic", valid, "webhook-signature")
     names = [*_COMMON_HEADERS, "webhook-id", "webhook-timestamp", "webhook-signature"]
     return await _accept(app, Delivery("generic", body, _kept(request, names), utcnow()))
 
@@ -165,23 +156,19 @@ def _secret(value: SecretStr | None, channel: str, setting: str) -> str:
     return value.get_secret_value()
 
 
-def _check(channel: str, header: str | None, valid: bool, name: str) -> None:
+def _signature_header(request: Request, channel: str, name: str) -> str:
+    """The signature header, or a 401 before the body is read (no credential, no reading)."""
+    header = request.headers.get(name)
     if header is None:
         metrics.WEBHOOKS.labels(channel, "missing-signature").inc()
         raise Problem(401, "missing-signature", f"the {name} header is missing")
+    return header
+
+
+def _check(channel: str, valid: bool, name: str) -> None:
     if not valid:
         metrics.WEBHOOKS.labels(channel, "invalid-signature").inc()
         raise Problem(401, "invalid-signature", f"the {name} header does not match this request")
-
-
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise Problem(413, "payload-too-large", f"webhook bodies are limited to {MAX_BODY_BYTES}")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise Problem(413, "payload-too-large", f"webhook bodies are limited to {MAX_BODY_BYTES}")
-    return body
 
 
 def _kept(request: Request, names: Iterable[str]) -> dict[str, str]:
