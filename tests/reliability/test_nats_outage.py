@@ -19,6 +19,8 @@ from tests.reliability.checks import (
     settle,
     stream_state,
 )
+from tests.support.events import stream_count
+from tests.support.ledger import waited
 from tests.support.load import Load, Probe
 from tests.support.nats import NatsServer
 from tests.support.processes import kobliat_env, relay_process, running, serve_process
@@ -40,7 +42,9 @@ def test_nats_outage_under_load_delays_events_and_loses_none(
     with running(serve, relay), Probe(f"{serve.base_url}/readyz", every=0.5) as ready:
         load = Load(serve.base_url, prefix, senders=20, rate=40, limit=1000, concurrency=16)
         load.start()
-        time.sleep(rng.uniform(2.0, 4.0))
+        # The fault strikes a relay at work, not one still starting.
+        waited(lambda: stream_count(nats_server.url) > 0, timeout=120, what="relay at work")
+        time.sleep(rng.uniform(1.0, 3.0))
         nats_server.stop()
         stopped = time.monotonic()
         time.sleep(OUTAGE_SECONDS)
