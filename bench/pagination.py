@@ -48,6 +48,20 @@ def timed(work, repeats: int = 7) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(samples)
 
 
+def deep_cursor(db: Database, kind: str, order_by: str, offset: int) -> str:
+    """The cursor a client holds after walking `offset` rows in this order."""
+    columns = order_by.replace(" DESC", "").split(", ")
+    with db.reading() as conn:
+        row = conn.execute(
+            text(
+                f"SELECT {', '.join(columns)} FROM conversations ORDER BY {order_by}"
+                " OFFSET :o LIMIT 1"
+            ),
+            {"o": offset},
+        ).one()
+    return pagination.encode(kind, *row)
+
+
 def main() -> None:
     """Fill, then time first and deep pages."""
     parser = argparse.ArgumentParser()
@@ -68,30 +82,32 @@ def main() -> None:
         )
         engine.dispose()
         db = Database(url)
-        with db.reading() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT last_activity_at, id FROM conversations"
-                    " ORDER BY last_activity_at DESC, id DESC OFFSET :o LIMIT 1"
-                ),
-                {"o": args.conversations - args.page_size * 2},
-            ).one()
-        deep = pagination.encode("conversations", rows.last_activity_at, rows.id)
-        depth = (args.conversations - args.page_size * 2) // args.page_size
-        for label, cursor, status in (
-            ("page 1", None, None),
-            (f"page ~{depth:,}", deep, None),
-            ("page 1, status=open", None, "open"),
-            (f"page ~{depth:,}, status=open", deep, "open"),
+        offset = args.conversations - args.page_size * 2
+        depth = offset // args.page_size
+        deep = deep_cursor(db, "conversations", "last_activity_at DESC, id DESC", offset)
+        deep_created = deep_cursor(db, "conversations-created", "created_at, id", offset)
+        for label, cursor, status, order in (
+            ("page 1", None, None, "activity"),
+            (f"page ~{depth:,}", deep, None, "activity"),
+            ("page 1, status=open", None, "open", "activity"),
+            (f"page ~{depth:,}, status=open", deep, "open", "activity"),
+            ("page 1, order=created", None, None, "created"),
+            (f"page ~{depth:,}, order=created", deep_created, None, "created"),
         ):
 
-            def page(cursor: str | None = cursor, status: str | None = status) -> None:
+            def page(
+                cursor: str | None = cursor, status: str | None = status, order: str = order
+            ) -> None:
                 with db.reading() as conn:
                     conversations.list_page(
-                        conn, cursor=cursor, limit=args.page_size, status=status
+                        conn,
+                        cursor=cursor,
+                        limit=args.page_size,
+                        status=status,
+                        order=order,  # type: ignore[arg-type]
                     )
 
-            print(f"{label:>28}: {timed(page):7.2f} ms")
+            print(f"{label:>30}: {timed(page):7.2f} ms")
         db.dispose()
     finally:
         cluster.stop()

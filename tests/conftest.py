@@ -19,6 +19,7 @@ from sqlalchemy import create_engine
 
 from kobliat.db import migrate
 from kobliat.db.engine import Database
+from tests.support.contract import check_outbox
 from tests.support.nats import NatsServer, NatsUnavailable
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
@@ -73,11 +74,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh migrated database URL, once per backend."""
+def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh migrated database URL, once per backend; afterwards every event the test wrote
+    there is checked against its published schema."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(name)
-    return url
+    yield url
+    check_outbox(url)
 
 
 @pytest.fixture

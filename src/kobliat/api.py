@@ -6,19 +6,23 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from kobliat import bootstrap, problems
-from kobliat.asgi import BodyLimits, LimitBodies, Observe
+from kobliat import bootstrap, problem_catalog, problems, tracing
+from kobliat.asgi import BodyLimits, LimitBodies, Observe, RequestId
 from kobliat.auth import RequireKeyFirst, require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
 from kobliat.events import health
+from kobliat.events.contract_routes import router as contract_router
 from kobliat.events.routes import router as events_router
 from kobliat.events.subscription_routes import router as subscriptions_router
 from kobliat.inbox import worker as inbox_worker
@@ -46,11 +50,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             if owned:
                 app.state.kobliat.close()
 
-    app = FastAPI(
+    # Swagger UI is served from assets packaged with kobliat, so /docs works offline. (ReDoc is
+    # left out: its page fetches a logo from its vendor's CDN.)
+    app = FastAPIOffline(
+        redoc_url=None,
         title="kobliat",
         version="0.1.0",
         description="Customers, conversations and messages from chat webhooks; domain events out.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     if container is not None:
         app.state.kobliat = container
@@ -66,7 +74,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     for router in routers:
         app.include_router(router, dependencies=authed)
     app.include_router(webhooks_router)  # no API key: each channel's own signature
+    app.include_router(contract_router)  # public, like /docs
     _health_routes(app)
+    _problem_pages(app)
     protected = frozenset(
         str(getattr(route, "path", "/")).split("/", 2)[1]
         for router in routers
@@ -81,7 +91,16 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.add_middleware(RequireKeyFirst, protected=protected)
     app.add_middleware(LimitBodies, limits=limits)
     app.add_middleware(Observe)
+    app.add_middleware(RequestId)  # around Observe: the access log line carries the id
+    tracing.configure()
+    app.add_middleware(tracing.TraceContextMiddleware)  # outermost: the whole request traced
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its handler's name in camelCase (`listConversations`)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 @asynccontextmanager
@@ -104,13 +123,34 @@ async def _relay(app: FastAPI) -> AsyncIterator[None]:
         app.state.relay = None
 
 
+READY_EXAMPLE = {
+    "status": "ready",
+    "database": "ok",
+    "relay": {
+        "running_here": True,
+        "lag_seconds": 0.012,
+        "undispatched": 0,
+        "sinks": [{"sink": "nats", "kind": "nats", "pending_aggregates": 0, "lag_seconds": 0.0}],
+    },
+}
+
+
+def _example(answer: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": answer}}}}
+
+
 def _health_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], name="get_health", responses=_example({"status": "ok"}))
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses=problems.documented(503))
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        name="get_readiness",
+        responses={**_example(READY_EXAMPLE), **problems.documented(503)},
+    )
     def readyz(request: Request) -> dict[str, object]:
         """The database answers; 503 problem when it does not."""
         kobliat: Container = request.app.state.kobliat
@@ -125,10 +165,25 @@ def _health_routes(app: FastAPI) -> None:
         relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return {"status": "ready", "database": "ok", "relay": relay}
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["health"], name="get_metrics", response_class=PlainTextResponse)
     def metrics_endpoint(request: Request) -> Response:
         """Prometheus text format."""
         kobliat: Container = request.app.state.kobliat
         with contextlib.suppress(Exception):  # the gauges keep their last values
             health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _problem_pages(app: FastAPI) -> None:
+    """The pages problem `type` URIs point to (`/problems/{code}`), and their index."""
+
+    @app.get("/problems", response_class=HTMLResponse, include_in_schema=False)
+    def problem_index() -> str:
+        return problem_catalog.index()
+
+    @app.get("/problems/{code}", response_class=HTMLResponse, include_in_schema=False)
+    def problem_page(code: str) -> str:
+        found = problem_catalog.page(code)
+        if found is None:
+            raise problems.Problem(404, "not-found", f"no problem is called {code!r}")
+        return found

@@ -4,7 +4,9 @@ request measured and logged once (no `BaseHTTPMiddleware`: it costs a task per r
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import uuid
 from dataclasses import dataclass
 
 import structlog
@@ -169,3 +171,32 @@ def _log_access(scope: Scope, status: int, elapsed: float) -> None:
         ms=round(elapsed * 1000, 1),
         client=f"{client[0]}:{client[1]}" if client else None,
     )
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestId:
+    """Give every request an id (the caller's `X-Request-ID` when it is a sane token), bound to
+    every log line of the work the request causes and echoed in the answer's `X-Request-ID`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        text = given.decode("latin-1")
+        request_id = text if _REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, sending)

@@ -1,20 +1,23 @@
 """API keys: generated once, stored only as SHA-256 hashes, checked on every REST request.
 
 Keys are 32 random bytes, so a fast hash is enough (no password-style stretching needed).
+A checked key is remembered for `CACHE_SECONDS`, so a revoked key stops working within that time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
 import time
+from datetime import datetime
 from typing import Annotated
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,6 +29,23 @@ from kobliat.db.types import utcnow
 from kobliat.problems import Problem
 
 PREFIX = "kbl_"
+CACHE_SECONDS = 30.0
+
+
+class UnknownKey(LookupError):
+    """No key, or more than one, matches what was given."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What is known of a stored key: everything but the key itself."""
+
+    id: UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
 def hash_key(key: str) -> str:
@@ -59,10 +79,43 @@ def stored_key_count(db: Database) -> int:
     return int(count)
 
 
+def list_keys(db: Database) -> list[KeyInfo]:
+    """Every stored key, oldest first (revoked ones too)."""
+    fields = [field.name for field in dataclasses.fields(KeyInfo)]
+    query = select(*(api_keys.c[name] for name in fields))
+    with db.reading() as conn:
+        rows = conn.execute(query.order_by(api_keys.c.created_at, api_keys.c.id))
+        return [KeyInfo(**row._mapping) for row in rows]
+
+
+def revoke_key(db: Database, ref: str) -> KeyInfo:
+    """Revoke the one key whose id, id prefix or key prefix (`kbl_xxxx`) is `ref`."""
+    matches = [
+        key
+        for key in list_keys(db)
+        if ref and (str(key.id).startswith(ref.lower()) or key.prefix == ref)
+    ]
+    if len(matches) != 1:
+        found = "no key" if not matches else f"{len(matches)} keys"
+        raise UnknownKey(f"{found} match {ref!r}; give more of the id")
+    key = matches[0]
+    if key.revoked_at is not None:
+        return key
+    now = utcnow()
+    db.run(
+        lambda uow: uow.connection.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key.id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    )
+    return dataclasses.replace(key, revoked_at=now)
+
+
 class KeyChecker:
     """Checks bearer keys against KOBLIAT_API_KEYS and the stored hashes (briefly cached)."""
 
-    def __init__(self, db: Database, configured: list[str], *, ttl: float = 30.0) -> None:
+    def __init__(self, db: Database, configured: list[str], *, ttl: float = CACHE_SECONDS) -> None:
         self._db = db
         self._configured = [hash_key(k) for k in configured]
         self._ttl = ttl
@@ -89,6 +142,13 @@ class KeyChecker:
             ).first()
         if found is None:
             return False
+        # Written when the cache is refreshed, so a busy key costs one write per CACHE_SECONDS.
+        now = utcnow()
+        self._db.run(
+            lambda uow: uow.connection.execute(
+                update(api_keys).where(api_keys.c.id == found.id).values(last_used_at=now)
+            )
+        )
         self._known[digest] = time.monotonic()
         return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -37,8 +38,8 @@ def serve(
     from kobliat import bootstrap, server
     from kobliat.api import create_app
 
-    settings = _settings()
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    settings = _development_secrets(_settings())
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     container = bootstrap.build(settings)
     if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
         key = auth.create_key(container.db, name="first")
@@ -62,6 +63,22 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _development_secrets(settings: Settings) -> Settings:
+    """On a first run with the embedded database and no channel secret, write random ones to
+    .env, so webhooks (and `kobliat simulate`, which reads the same file) work at once."""
+    from kobliat import devsecrets
+
+    env = Path(".env")
+    if not devsecrets.needed_for_development(settings):
+        return settings
+    names = devsecrets.write_env(env)
+    console.print(
+        f"No channel secret was set, so development secrets were written to {env.resolve()} "
+        f"({', '.join(names)}). `kobliat simulate` run from here signs with them."
+    )
+    return _settings()
+
+
 @app.command("dev-secrets")
 def dev_secrets(
     path: Path = typer.Option(Path(".env"), help="the env file to write"),
@@ -83,7 +100,7 @@ def relay() -> None:
     from kobliat import bootstrap
 
     settings = _settings()
-    logs.configure(settings.log_level, secrets=logs.secrets_of(settings))
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     container = bootstrap.build(settings)
     relay = bootstrap.build_relay(container)
 
@@ -114,11 +131,62 @@ def migrate() -> None:
 @keys_app.command("create")
 def keys_create(name: str = typer.Option("default", help="a label for the key")) -> None:
     """Create an API key and print it (once; only its hash is stored)."""
-    settings = Settings()
-    db = Database(settings.database_url)
+    db = _migrated_database()
+    try:
+        print(auth.create_key(db, name=name))
+    finally:
+        db.dispose()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List stored API keys: id, name, prefix, created, last used, revoked (never the key)."""
+    from rich.table import Table
+
+    db = _migrated_database()
+    try:
+        keys = auth.list_keys(db)
+    finally:
+        db.dispose()
+    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    for key in keys:
+        table.add_row(
+            str(key.id),
+            key.name,
+            key.prefix + "…",
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+        )
+    Console().print(table)
+    if not keys:
+        console.print("no stored keys (keys set in KOBLIAT_API_KEYS are not listed)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(help="the key's id (or its first characters) or its prefix"),
+) -> None:
+    """Revoke an API key; running servers refuse it within their key cache time (30 s)."""
+    db = _migrated_database()
+    try:
+        revoked = auth.revoke_key(db, key)
+    except auth.UnknownKey as exc:
+        console.print(f"[red]{exc}[/red] (`kobliat keys list` shows the ids)")
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    console.print(f"revoked {revoked.id} ({revoked.name}, {revoked.prefix}…)")
+
+
+def _migrated_database() -> Database:
+    db = Database(Settings().database_url)
     migrations.upgrade(db.engine)
-    print(auth.create_key(db, name=name))
-    db.dispose()
+    return db
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 @app.command()
@@ -127,6 +195,11 @@ def simulate(
     rate: float = typer.Option(20.0, min=0.1, help="webhooks per second"),
     duration: float = typer.Option(10.0, min=0.1, help="seconds to keep sending"),
     senders: int = typer.Option(25, min=1, help="distinct simulated customers"),
+    api_key: str | None = typer.Option(
+        None,
+        envvar="KOBLIAT_API_KEY",
+        help="an API key of the server (the one `serve` printed), to read back what it stored",
+    ),
 ) -> None:
     """Send realistic signed webhooks of every channel and type to a running server."""
     from kobliat import simulate as simulation
@@ -144,6 +217,28 @@ def simulate(
         )
         raise typer.Exit(2)
     console.print(simulation.summary(report))
+    for hint in simulation.hints(report):
+        console.print(f"[yellow]{hint}[/yellow]")
+    _read_back(url, api_key or next(iter(settings.configured_api_keys()), None))
     if report.failures:
         console.print(f"[red]{report.failures} request(s) were not answered 2xx[/red]")
         raise typer.Exit(1)
+
+
+def _read_back(url: str, api_key: str | None) -> None:
+    """Show what the server stored, through its REST API."""
+    import httpx
+
+    from kobliat import simulate_readback
+
+    if api_key is None:
+        console.print(
+            "Pass --api-key (the key `kobliat serve` printed) to see what the server stored."
+        )
+        return
+    try:
+        stored = simulate_readback.read_back(url, api_key)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]could not read back what was stored: {exc}[/red]")
+        return
+    console.print(simulate_readback.table(stored))

@@ -7,6 +7,15 @@ import base64
 import secrets
 from pathlib import Path
 
+from kobliat.settings import Settings
+
+CHANNEL_SECRETS = (
+    "whatsapp_app_secret",
+    "telegram_secret_token",
+    "twilio_auth_token",
+    "generic_webhook_secret",
+)
+
 
 def generate() -> dict[str, str]:
     """One fresh random secret per channel setting."""
@@ -31,3 +40,9 @@ def write_env(path: Path, *, force: bool = False) -> list[str]:
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return list(chosen)
+
+
+def needed_for_development(settings: Settings) -> bool:
+    """True for the embedded SQLite default with no channel secret set at all: a first run."""
+    unset = all(getattr(settings, name) is None for name in CHANNEL_SECRETS)
+    return unset and settings.database_url.startswith("sqlite")

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from kobliat.bootstrap import Container
@@ -23,8 +23,10 @@ Cursor = Annotated[str | None, Query(description="opaque cursor from the previou
 class Page(BaseModel, Generic[T]):
     """Every list answers `{"data": [...], "next_cursor": str | null}`."""
 
-    data: list[T]
-    next_cursor: str | None
+    data: list[T] = Field(description="the items of this page")
+    next_cursor: str | None = Field(
+        description="pass it as `cursor` (the feed: `after`) for the next page; null on the last"
+    )
 
 
 class Strict(BaseModel):

@@ -1,4 +1,4 @@
-"""The inbound flow: neutral channel records → customers → conversation → message (DESIGN §1).
+"""The inbound flow: neutral channel records → customers → conversation → message.
 
 Runs inside the caller's unit of work (the webhook's inbox transaction, or the inbox worker's),
 so a delivery's customers, conversation, messages and events commit together or not at all.

@@ -3,7 +3,6 @@ parameters redacted, and the configured secrets never rendered."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from collections.abc import Iterable, MutableMapping
@@ -94,40 +93,68 @@ class MaskPhones(logging.Filter):
 
 
 def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with personal data masked on every handler."""
-    from uvicorn.config import LOGGING_CONFIG
+    """uvicorn's logging: no handlers of its own, so its lines reach the root handler and come
+    out in kobliat's format, masked like every other line."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
 
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["mask_phones"] = {"()": MaskPhones}
-    for handler in config["handlers"].values():
-        handler.setdefault("filters", []).append("mask_phones")
-    return config
+
+def _renderer(fmt: str) -> Any:
+    if fmt == "json":
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=False)
 
 
-def processors() -> list[Any]:
-    """The structlog chain, ending in the console renderer."""
+def _shared() -> list[Any]:
+    """What every line gets, from structlog or the standard library (uvicorn, alembic)."""
     return [
-        structlog.contextvars.merge_contextvars,
+        structlog.contextvars.merge_contextvars,  # request_id, bound per HTTP request
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso"),
-        # After the exception is text: database errors quote their parameters (phone numbers).
-        structlog.processors.format_exc_info,
-        _mask_event,
-        structlog.dev.ConsoleRenderer(colors=False),
     ]
 
 
-def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> None:
-    """Set up structlog and the standard library's logging to one console format; `secrets`
-    are replaced by a marker wherever they would appear in a line."""
+def processors(fmt: str = "console") -> list[Any]:
+    """The structlog chain, ending in the renderer of `fmt` (`console` or `json`)."""
+    return [
+        *_shared(),
+        # After the exception is text: database errors quote their parameters (phone numbers).
+        structlog.processors.format_exc_info,
+        _mask_event,
+        _renderer(fmt),
+    ]
+
+
+def configure(level: str = "INFO", *, secrets: Iterable[str] = (), fmt: str = "console") -> None:
+    """Set up structlog and the standard library's logging (uvicorn, alembic) to one format,
+    `console` or `json`; `secrets` are replaced by a marker wherever they would appear."""
     global _secrets
     _secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
-    logging.basicConfig(level=level.upper(), format="%(message)s")
-    for handler in logging.getLogger().handlers:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared(), structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _mask_event,
+            _renderer(fmt),
+        ],
+    )
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    root.setLevel(level.upper())
+    for handler in root.handlers:
+        handler.setFormatter(formatter)
         if not any(isinstance(f, MaskPhones) for f in handler.filters):
             handler.addFilter(MaskPhones())
     structlog.configure(
-        processors=processors(),
+        processors=processors(fmt),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )

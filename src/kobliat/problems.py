@@ -20,6 +20,7 @@ from starlette.types import Send
 
 from kobliat.db import dialect
 from kobliat.errors import DomainError
+from kobliat.openapi_glossary import describe_parameters
 from kobliat.pagination import CursorError
 
 log = structlog.get_logger(__name__)
@@ -152,7 +153,7 @@ class FieldError(BaseModel):
     """One input a request validation error is about."""
 
     location: str = Field(description="where, e.g. `body.participants.0.customer_id`")
-    message: str
+    message: str = Field(description="what is wrong with it")
 
 
 class ProblemDetails(BaseModel):
@@ -160,12 +161,12 @@ class ProblemDetails(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
-    title: str
-    status: int
+    type: str = Field(description="a URI naming the problem (`/problems/{code}` describes it)")
+    title: str = Field(description="the HTTP status's reason phrase")
+    status: int = Field(description="the HTTP status code")
     detail: str = Field(description="what was wrong, for a human")
     code: str = Field(description="the rule or check that refused the request, for a program")
-    instance: str | None = None
+    instance: str | None = Field(default=None, description="the request path it concerns")
     errors: list[FieldError] | None = Field(default=None, description="validation errors only")
 
 
@@ -270,9 +271,38 @@ def _document(app: FastAPI) -> None:
         schema = build()  # FastAPI caches it: described once
         if fresh:
             _describe_problems(schema)
+            describe_parameters(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_EXAMPLE_CODES = {
+    400: ("invalid-cursor", "the cursor is not one this API gave out"),
+    401: ("missing-api-key", "send the API key as `Authorization: Bearer <key>`"),
+    403: ("handshake-refused", "the verify token does not match"),
+    404: ("conversation-not-found", "no conversation 9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"),
+    409: (
+        "direct-needs-exactly-two-participants",
+        "a direct conversation has exactly 2 participants",
+    ),
+    413: ("payload-too-large", "the body is larger than the limit of this endpoint"),
+    415: ("unsupported-media-type", "send the body as application/json"),
+    422: ("invalid-phone-number", "'12' is not a phone number with a country code"),
+    503: ("database-unavailable", "the database is not answering; retry later"),
+}
+
+
+def _example(status: int) -> dict[str, Any]:
+    code, detail = _EXAMPLE_CODES.get(status, ("internal-error", "an unexpected error occurred"))
+    return {
+        "type": f"/problems/{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": "/conversations",
+    }
 
 
 def _describe_problems(schema: dict[str, Any]) -> None:
@@ -291,4 +321,6 @@ def _describe_problems(schema: dict[str, Any]) -> None:
                 responses.setdefault("400", {"description": _TITLES[400]})
             for status, response in responses.items():
                 if status[0] in "45":
-                    response["content"] = {MEDIA_TYPE: {"schema": _SCHEMA_REF}}
+                    response["content"] = {
+                        MEDIA_TYPE: {"schema": _SCHEMA_REF, "example": _example(int(status))}
+                    }

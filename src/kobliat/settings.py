@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -9,7 +11,7 @@ from kobliat import channel_secrets
 
 
 class Settings(BaseSettings):
-    """Everything kobliat reads from its environment; see DESIGN §7 for the names."""
+    """Everything kobliat reads from its environment (prefix KOBLIAT_) or a .env file."""
 
     # hide_input_in_errors: a refused secret must not be echoed in the error that refuses it.
     model_config = SettingsConfigDict(
@@ -30,6 +32,7 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=20, ge=1)
     log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"  # one format for every line
     relay_enabled: bool = True
     # Event delivery (see docs/events.md).
     relay_poll_seconds: float = Field(default=0.25, gt=0)

@@ -158,6 +158,28 @@ async def _post(client: httpx.AsyncClient, request: Request) -> str:
     return str(response.status_code)
 
 
+_HINTS = {
+    "503": (
+        "the server has no {channel} secret. `kobliat serve` reads .env only when it starts: "
+        "restart it from the directory holding .env (or set {setting} for it)."
+    ),
+    "401": (
+        "the server refused the {channel} signature: it runs with another {setting} than this "
+        "command. Run both from the same directory (one .env) or give both the same value."
+    ),
+}
+
+
+def hints(report: Report) -> list[str]:
+    """What to do about the answers that say the server and this command disagree on secrets."""
+    found = []
+    for (channel, code), _ in sorted(report.answers.items()):
+        if code in _HINTS:
+            setting = "KOBLIAT_" + _SECRETS[channel].upper()
+            found.append(f"{channel}: " + _HINTS[code].format(channel=channel, setting=setting))
+    return found
+
+
 def summary(report: Report) -> Table:
     """Per channel: how many requests of which sample types, and the answers."""
     table = Table(title="kobliat simulate")

@@ -118,6 +118,7 @@ def test_closed_key_opens_a_new_conversation_and_reopen_of_the_old_is_refused(db
         "conversation.opened",
         "conversation.closed",
         "conversation.updated",
+        "conversation.opened",
     ]
 
 

@@ -67,16 +67,40 @@ def test_roles_owner_admin_only_in_groups() -> None:
 
 def test_lifecycle_transitions() -> None:
     conv = _open()
-    pending, event = conv.change_status("pending", now=NOW)
-    assert (
-        pending.status == "pending" and event is not None and event.type == "conversation.updated"
-    )
-    closed, event = pending.change_status("closed", now=NOW)
-    assert event is not None and event.type == "conversation.closed"
+    pending, events = conv.change_status("pending", now=NOW)
+    assert pending.status == "pending" and [e.type for e in events] == ["conversation.updated"]
+    closed, events = pending.change_status("closed", now=NOW)
+    assert [e.type for e in events] == ["conversation.closed"]
     with pytest.raises(RuleViolation, match="cannot become pending"):
         closed.change_status("pending", now=NOW)
     same, none = closed.change_status("closed", now=NOW)
-    assert same is closed and none is None
+    assert same is closed and none == ()
+
+
+def test_reopening_is_an_update_and_an_opening() -> None:
+    closed, _ = _open().change_status("closed", now=NOW)
+    later = NOW + timedelta(hours=1)
+    reopened, events = closed.change_status("open", now=later)
+    assert reopened.status == "open"
+    assert [e.type for e in events] == ["conversation.updated", "conversation.opened"]
+    assert events[0].data["changes"] == {"status": {"from": "closed", "to": "open"}}
+    assert events[1].data["participants"] == [str(p.customer_id) for p in closed.participants]
+    assert events[1].time == later
+
+
+def test_multi_conversation_key_follows_its_parties() -> None:
+    multi = _open("multi", 3)
+    newcomer = uuid4()
+    grown, _, _ = multi.add_participant(newcomer, role=None, now=NOW)
+    ids = [p.customer_id for p in multi.participants]
+    expected = conversation_key("multi", multi.channel, [*ids, newcomer], None)
+    assert grown.conversation_key == expected
+    shrunk, _ = grown.remove_participant(newcomer, now=NOW)
+    assert shrunk.conversation_key == multi.conversation_key
+    group = _open("group", 2, group_name="G")
+    assert group.add_participant(newcomer, role=None, now=NOW)[0].conversation_key == (
+        group.conversation_key
+    )
 
 
 def test_group_fields_refused_on_direct_and_noop_update_raises_no_event() -> None:

@@ -1,6 +1,6 @@
-"""The Conversation aggregate: the seed's rules as methods, events raised as data.
+"""The Conversation aggregate: its rules as methods, events raised as data.
 
-Rules (seed §3.4 and DESIGN §2):
+Rules:
 - direct: exactly 2 participants; multi: 2 or more; group: `group_name` required.
 - roles: owner / admin / member in groups; direct and multi participants are members.
 - lifecycle: open ⇄ pending, open/pending → closed, closed → open only when no other
@@ -113,8 +113,9 @@ class Conversation:
             participants=members,
         )
 
-    def opened_event(self) -> DomainEvent:
-        """`conversation.opened` with the seed's fields."""
+    def opened_event(self, *, at: datetime | None = None) -> DomainEvent:
+        """`conversation.opened`: id, type, channel, group name and the participants' ids (at
+        creation, or `at` a reopening)."""
         return self._event(
             "conversation.opened",
             {
@@ -124,7 +125,7 @@ class Conversation:
                 "group_name": self.group_name,
                 "participants": [str(p.customer_id) for p in self.participants],
             },
-            self.created_at,
+            at or self.created_at,
         )
 
     # --- participants --------------------------------------------------------------------
@@ -145,10 +146,10 @@ class Conversation:
         )
         check_participant_count(self.type, len(self.participants) + 1)
         event = self.participant_added_event(member)
-        return replace(self, participants=(*self.participants, member)), member, event
+        return self._with_participants((*self.participants, member), now), member, event
 
     def participant_added_event(self, member: Participant) -> DomainEvent:
-        """`conversation.participant.added` with the seed's fields."""
+        """`conversation.participant.added`: the conversation, the customer and the role."""
         return self._event(
             "conversation.participant.added",
             {
@@ -175,19 +176,31 @@ class Conversation:
             {"conversation_id": str(self.id), "customer_id": str(customer_id)},
             now,
         )
-        return replace(self, participants=remaining), event
+        return self._with_participants(remaining, now), event
+
+    def _with_participants(self, members: tuple[Participant, ...], now: datetime) -> Conversation:
+        # A multi conversation is known by its whole set of parties: a new set is a new key.
+        if self.type != "multi":
+            return replace(self, participants=members)
+        ids = [m.customer_id for m in members]
+        key = conversation_key(self.type, self.channel, ids, self.external_id)
+        return replace(self, participants=members, conversation_key=key, updated_at=now)
 
     # --- lifecycle and details -----------------------------------------------------------
     def change_status(
         self, status: str, *, now: datetime
-    ) -> tuple[Conversation, DomainEvent | None]:
-        """Move along the lifecycle; the same status again changes nothing."""
+    ) -> tuple[Conversation, tuple[DomainEvent, ...]]:
+        """Move along the lifecycle; the same status again changes nothing.
+
+        A reopening (closed → open) is `conversation.updated` with the status change, followed
+        by `conversation.opened`, so that a consumer of openings sees it too.
+        """
         if status not in STATUSES:
             raise InvalidInput(
                 f"status must be one of {', '.join(STATUSES)}", code="invalid-status"
             )
         if status == self.status:
-            return self, None
+            return self, ()
         if status not in TRANSITIONS[self.status]:
             raise RuleViolation(
                 f"a {self.status} conversation cannot become {status}",
@@ -195,8 +208,12 @@ class Conversation:
             )
         after = replace(self, status=status, updated_at=now)
         if status == "closed":
-            return after, self._event("conversation.closed", {"conversation_id": str(self.id)}, now)
-        return after, self._updated_event({"status": {"from": self.status, "to": status}}, now)
+            closed = self._event("conversation.closed", {"conversation_id": str(self.id)}, now)
+            return after, (closed,)
+        updated = self._updated_event({"status": {"from": self.status, "to": status}}, now)
+        if self.status == "closed":
+            return after, (updated, after.opened_event(at=now))
+        return after, (updated,)
 
     def update_group(
         self,

@@ -35,15 +35,25 @@ def list_conversations(
     type_: Annotated[Literal["direct", "multi", "group"] | None, Query(alias="type")] = None,
     customer_id: Annotated[UUID | None, Query()] = None,
     channel: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    order: Annotated[
+        Literal["activity", "created"],
+        Query(
+            description="`activity` (default): most recent activity first; a conversation "
+            "that gets a message while a client walks the pages moves ahead of the cursor "
+            "and is not returned again. `created`: oldest first, by creation, which never "
+            "changes: a walk through every page returns each conversation exactly once."
+        ),
+    ] = "activity",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ConversationOut]:
-    """Conversations, most recent activity first, page by page."""
+    """Conversations page by page, most recent activity first (or by creation)."""
     with app.db.reading() as conn:
         items, next_cursor = service.list_page(
             conn,
             cursor=cursor,
             limit=limit,
+            order=order,
             status=status_,
             type=type_,
             channel=channel,

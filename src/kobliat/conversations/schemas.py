@@ -6,24 +6,51 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-from kobliat.conversations.model import Conversation, Participant
+from kobliat.conversations.model import Conversation, ConversationType, Participant, Status
 from kobliat.customers.model import Customer
+from kobliat.customers.schemas import EXAMPLE as CUSTOMER
 from kobliat.customers.schemas import CustomerOut
 from kobliat.http import Strict
+from kobliat.messages.schemas import EXAMPLE as MESSAGE
 from kobliat.messages.schemas import MessageOut
 
 Role = Literal["owner", "admin", "member"]
+
+PARTICIPANT: JsonDict = {
+    "customer_id": CUSTOMER["id"],
+    "role": "member",
+    "joined_at": "2026-01-31T10:15:00.412345Z",
+    "metadata": {},
+}
+BUSINESS: JsonDict = {**PARTICIPANT, "customer_id": "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a98"}
+EXAMPLE: JsonDict = {
+    "id": MESSAGE["conversation_id"],
+    "type": "direct",
+    "status": "open",
+    "channel": "whatsapp",
+    "external_id": None,
+    "group_name": None,
+    "group_avatar": None,
+    "group_metadata": {},
+    "last_message_at": "2026-01-31T10:15:00Z",
+    "created_at": "2026-01-31T10:15:00.412345Z",
+    "updated_at": "2026-01-31T10:15:00.412345Z",
+    "participants": [PARTICIPANT, BUSINESS],
+}
 
 
 class ParticipantOut(BaseModel):
     """A membership, as lists show it."""
 
-    customer_id: UUID
-    role: str
-    joined_at: datetime
-    metadata: dict[str, Any]
+    model_config = ConfigDict(json_schema_extra={"examples": [PARTICIPANT]})
+
+    customer_id: UUID = Field(description="the participating customer")
+    role: Role = Field(description="owner, admin or member (direct and multi: always member)")
+    joined_at: datetime = Field(description="when the customer joined")
+    metadata: dict[str, Any] = Field(description="free-form attributes of the membership")
 
     @classmethod
     def of(cls, member: Participant) -> ParticipantOut:
@@ -34,7 +61,11 @@ class ParticipantOut(BaseModel):
 class ParticipantDetail(ParticipantOut):
     """A membership with its customer's details."""
 
-    customer: CustomerOut | None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**PARTICIPANT, "customer": CUSTOMER}]}
+    )
+
+    customer: CustomerOut | None = Field(description="the customer (null only if never stored)")
 
     @classmethod
     def with_customer(cls, member: Participant, customer: Customer | None) -> ParticipantDetail:
@@ -48,18 +79,22 @@ class ParticipantDetail(ParticipantOut):
 class ConversationOut(BaseModel):
     """A conversation as lists show it."""
 
-    id: UUID
-    type: str
-    status: str
-    channel: str | None
-    external_id: str | None
-    group_name: str | None
-    group_avatar: str | None
-    group_metadata: dict[str, Any]
-    last_message_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    participants: list[ParticipantOut]
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+
+    id: UUID = Field(description="the conversation's id")
+    type: ConversationType = Field(description="direct (two parties), multi (two or more) or group")
+    status: Status = Field(description="open ⇄ pending, → closed; closed → open (reopen)")
+    channel: str | None = Field(description="the channel it lives on")
+    external_id: str | None = Field(description="a group's id on its channel")
+    group_name: str | None = Field(description="the group's name (groups only)")
+    group_avatar: str | None = Field(description="the group's avatar URL (groups only)")
+    group_metadata: dict[str, Any] = Field(description="free-form attributes of the group")
+    last_message_at: datetime | None = Field(
+        description="provider time of the latest message (null before the first)"
+    )
+    created_at: datetime = Field(description="when it was opened")
+    updated_at: datetime = Field(description="when its status or details last changed")
+    participants: list[ParticipantOut] = Field(description="who takes part, with their roles")
 
     @classmethod
     def of(cls, conv: Conversation) -> ConversationOut:
@@ -70,26 +105,66 @@ class ConversationOut(BaseModel):
 class ConversationDetail(ConversationOut):
     """A conversation with its participants' customers and its latest messages (newest first)."""
 
-    participants: list[ParticipantDetail]  # type: ignore[assignment]
-    messages: list[MessageOut]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **EXAMPLE,
+                    "participants": [{**PARTICIPANT, "customer": CUSTOMER}],
+                    "messages": [MESSAGE],
+                }
+            ]
+        }
+    )
+
+    participants: list[ParticipantDetail] = Field(  # type: ignore[assignment]
+        description="who takes part, each with the customer's details"
+    )
+    messages: list[MessageOut] = Field(description="the latest 20 messages, newest first")
 
 
 class ParticipantIn(Strict):
     """A customer joining a conversation."""
 
-    customer_id: UUID
-    role: Role | None = None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"customer_id": CUSTOMER["id"], "role": "admin"}]}
+    )
+
+    customer_id: UUID = Field(description="the customer who joins")
+    role: Role | None = Field(default=None, description="groups: owner, admin or member (default)")
 
 
 class ConversationCreate(Strict):
     """Open a conversation (or get the open one with the same key: 200)."""
 
-    type: Literal["direct", "multi", "group"] = "direct"
-    channel: str = Field(min_length=1, max_length=64)
-    participants: list[ParticipantIn] = Field(default_factory=list, max_length=1000)
-    group_name: str | None = Field(default=None, max_length=512)
-    group_avatar: str | None = Field(default=None, max_length=2048)
-    group_metadata: dict[str, Any] | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "group",
+                    "channel": "whatsapp",
+                    "group_name": "Clinic B",
+                    "participants": [
+                        {"customer_id": CUSTOMER["id"], "role": "owner"},
+                        {"customer_id": BUSINESS["customer_id"]},
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: Literal["direct", "multi", "group"] = Field(
+        default="direct", description="direct (exactly 2), multi (2 or more) or group"
+    )
+    channel: str = Field(min_length=1, max_length=64, description="the channel it lives on")
+    participants: list[ParticipantIn] = Field(
+        default_factory=list, max_length=1000, description="who takes part, with their roles"
+    )
+    group_name: str | None = Field(default=None, max_length=512, description="required for groups")
+    group_avatar: str | None = Field(default=None, max_length=2048, description="an avatar URL")
+    group_metadata: dict[str, Any] | None = Field(
+        default=None, description="free-form attributes of the group"
+    )
     external_id: str | None = Field(
         default=None,
         min_length=1,
@@ -101,7 +176,13 @@ class ConversationCreate(Strict):
 class ConversationPatch(Strict):
     """Status and group details."""
 
-    status: Literal["open", "closed", "pending"] | None = None
-    group_name: str | None = Field(default=None, max_length=512)
-    group_avatar: str | None = Field(default=None, max_length=2048)
-    group_metadata: dict[str, Any] | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "closed"}]})
+
+    status: Literal["open", "closed", "pending"] | None = Field(
+        default=None, description="open ⇄ pending, → closed, closed → open (reopen)"
+    )
+    group_name: str | None = Field(default=None, max_length=512, description="a new group name")
+    group_avatar: str | None = Field(default=None, max_length=2048, description="a new avatar URL")
+    group_metadata: dict[str, Any] | None = Field(
+        default=None, description="new group metadata (replaces the old)"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import Connection
@@ -35,10 +35,13 @@ def find_or_open(
     group_avatar: str | None = None,
     group_metadata: dict[str, Any] | None = None,
 ) -> tuple[Conversation, bool]:
-    """The non-closed conversation for this key, or a new one (`conversation.opened`).
+    """The non-closed conversation for this key, locked until commit, or a new one
+    (`conversation.opened`).
 
     Concurrent callers with the same key end with one conversation: the partial unique index
-    on the key lets exactly one INSERT through; the others read the winner's row.
+    on the key lets exactly one INSERT through; the others read the winner's row. The row lock
+    keeps a close from committing between this lookup and the caller's message: a close that
+    committed first is seen (the locked row no longer matches), and a new conversation opens.
     """
     candidate = Conversation.open(
         type=type,
@@ -52,7 +55,7 @@ def find_or_open(
     )
     key = candidate.conversation_key
     # Most messages belong to a conversation that is open already: look before inserting.
-    existing = store.find_open_by_key(uow.connection, key) if key is not None else None
+    existing = store.find_open_by_key(uow.connection, key, for_update=True) if key else None
     if existing is not None:
         return existing, False
     for _ in range(5):
@@ -60,10 +63,10 @@ def find_or_open(
             uow.emit(candidate.opened_event())
             return candidate, True
         assert key is not None
-        existing = store.find_open_by_key(uow.connection, key)
+        existing = store.find_open_by_key(uow.connection, key, for_update=True)
         if existing is not None:
             return existing, False
-        # The holder was closed between our INSERT and SELECT: try to open again.
+        # The holder was closed (or re-keyed) between our INSERT and SELECT: try to open again.
     raise RuntimeError(f"could not settle conversation {candidate.conversation_key}")
 
 
@@ -101,7 +104,8 @@ def add_participant(
     """Add a known customer to a conversation, keeping the type's rules."""
     _require_customers(uow.connection, [customer_id])
     current = _locked(uow, conversation_id)
-    _, member, event = current.add_participant(customer_id, role=role, now=utcnow())
+    after, member, event = current.add_participant(customer_id, role=role, now=utcnow())
+    _save_new_key(uow, current, after)
     if not store.add_participant_if_absent(uow.connection, conversation_id, member):
         raise RuleViolation(
             f"customer {customer_id} is already a participant", code="participant-exists"
@@ -113,9 +117,22 @@ def add_participant(
 def remove_participant(uow: UnitOfWork, conversation_id: UUID, customer_id: UUID) -> None:
     """Remove a participant, keeping the type's rules."""
     current = _locked(uow, conversation_id)
-    _, event = current.remove_participant(customer_id, now=utcnow())
+    after, event = current.remove_participant(customer_id, now=utcnow())
+    _save_new_key(uow, current, after)
     store.remove_participant(uow.connection, conversation_id, customer_id)
     uow.emit(event)
+
+
+def _save_new_key(uow: UnitOfWork, before: Conversation, after: Conversation) -> None:
+    """Persist a multi conversation's key for its new set of parties, or refuse (409) when
+    another non-closed conversation has exactly those parties."""
+    if after.conversation_key == before.conversation_key:
+        return
+    if not store.save_key(uow.connection, after):
+        raise RuleViolation(
+            "another open conversation has exactly these participants; close it first",
+            code="participants-match-another-conversation",
+        )
 
 
 def update(
@@ -138,8 +155,8 @@ def update(
         )
         events.append(event)
     if status is not None:
-        current, event = current.change_status(status, now=now)
-        events.append(event)
+        current, status_events = current.change_status(status, now=now)
+        events.extend(status_events)
     changed = [e for e in events if e is not None]
     if not changed:
         return current
@@ -178,6 +195,17 @@ def record_message_time(uow: UnitOfWork, conversation_id: UUID, at: datetime) ->
         raise NotFound(f"no conversation {conversation_id}", code="conversation-not-found")
 
 
+def open_for_message(uow: UnitOfWork, conversation_id: UUID) -> Conversation:
+    """The conversation, locked until commit so that it cannot close under a message being
+    written; refused (409) when it is closed already."""
+    conversation = _locked(uow, conversation_id)
+    if conversation.status == "closed":
+        raise RuleViolation(
+            "the conversation is closed; reopen it to send", code="conversation-closed"
+        )
+    return conversation
+
+
 def get(conn: Connection, conversation_id: UUID) -> Conversation:
     """The conversation with its participants, or NotFound."""
     found = store.get(conn, conversation_id)
@@ -191,25 +219,29 @@ def list_page(
     *,
     cursor: str | None,
     limit: int,
+    order: Literal["activity", "created"] = "activity",
     status: str | None = None,
     type: str | None = None,
     channel: str | None = None,
     customer_id: UUID | None = None,
 ) -> tuple[list[Conversation], str | None]:
-    """A page of conversations, most recent activity first, and the next page's cursor."""
-    after = pagination.decode("conversations", cursor, datetime, UUID) if cursor else None
+    """A page of conversations and the next page's cursor: most recent activity first, or
+    (`order="created"`) oldest first, an order a walk through every page cannot miss rows in."""
+    kind = "conversations" if order == "activity" else "conversations-created"
+    after = pagination.decode(kind, cursor, datetime, UUID) if cursor else None
     rows = store.page(
         conn,
         after=after,
         limit=limit + 1,
+        by_creation=order == "created",
         status=status,
         type_=type,
         channel=channel,
         customer_id=customer_id,
     )
-    return pagination.page_of(
-        rows, limit=limit, kind="conversations", key=lambda c: (c.activity_at, c.id)
-    )
+    if order == "created":
+        return pagination.page_of(rows, limit=limit, kind=kind, key=lambda c: (c.created_at, c.id))
+    return pagination.page_of(rows, limit=limit, kind=kind, key=lambda c: (c.activity_at, c.id))
 
 
 def _locked(uow: UnitOfWork, conversation_id: UUID) -> Conversation:

@@ -97,7 +97,10 @@ class Customer:
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7396 JSON merge patch of two objects."""
+    """RFC 7396 JSON merge patch of two objects.
+
+    Written here because the `json-merge-patch` package implements the superseded RFC 7386.
+    """
     result = dict(target)
     for key, value in patch.items():
         if value is None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -54,6 +58,8 @@ def prepare_engine(engine: Engine) -> None:
     SQLite: WAL so readers never block the writer, and every write transaction starts with
     BEGIN IMMEDIATE, which takes the write lock up front: concurrent find-or-create calls then
     queue instead of failing with "database is locked" when a reader upgrades to a writer.
+    Within a process, writers queue on `writing` before that BEGIN; the busy timeout is left
+    for another process on the same file (a separate `kobliat relay`).
     """
     if engine.dialect.name != "sqlite":
         return
@@ -72,6 +78,31 @@ def prepare_engine(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get("kobliat_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+# As long as the busy timeout SQLite itself is given: a writer stuck longer is a fault.
+SQLITE_WRITER_TIMEOUT = 30.0
+_sqlite_writers: dict[str, threading.Lock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[None]:
+    """Hold this process's turn to write (SQLite: one writer per database file, so no
+    connection of the process ever sleeps in SQLite's busy handler); PostgreSQL: nothing."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    file = engine.url.database or ""
+    key = os.path.abspath(file) if file and file != ":memory:" else f"engine:{id(engine)}"
+    with _sqlite_writers_guard:
+        lock = _sqlite_writers.setdefault(key, threading.Lock())
+    if not lock.acquire(timeout=SQLITE_WRITER_TIMEOUT):
+        raise TimeoutError(f"no turn to write to {key} within {SQLITE_WRITER_TIMEOUT:.0f} s")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:

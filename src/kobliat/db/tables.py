@@ -1,7 +1,8 @@
-"""SQLAlchemy Core tables: the seed's three tables exactly, plus kobliat's additions.
+"""SQLAlchemy Core tables: the three core tables exactly, plus kobliat's additions.
 
 The migrations in `kobliat/migrations` create these; the test suite checks that the two agree
-(and, on PostgreSQL, that the seed's tables match the seed DDL to the letter).
+(and, on PostgreSQL, that the core tables match their reference DDL,
+tests/fixtures/seed_schema.sql, to the letter).
 """
 
 from __future__ import annotations
@@ -207,4 +208,5 @@ api_keys = Table(
     Column("key_hash", Text, nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
 )

@@ -4,12 +4,13 @@ only thing that commits. Committing writes those events to the outbox in the sam
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
+from kobliat.db import dialect
 from kobliat.events.envelope import DomainEvent
 
 
@@ -23,10 +24,17 @@ class UnitOfWork:
         self.events: list[DomainEvent] = []
         self._tx: RootTransaction | None = None
         self._committed = False
+        self._held = ExitStack()
 
     def __enter__(self) -> Self:
-        self.connection = self._engine.connect()
-        self._tx = self.connection.begin()
+        # The writer's turn comes before the connection: a writer waiting for its turn holds
+        # no pooled connection.
+        with ExitStack() as held:
+            held.enter_context(dialect.writing(self._engine))
+            self.connection = self._engine.connect()
+            held.callback(self.connection.close)
+            self._tx = self.connection.begin()
+            self._held = held.pop_all()
         return self
 
     def __exit__(
@@ -35,11 +43,9 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
+        with self._held:  # closes the connection, then gives the writer's turn to the next
             if not self._committed and self._tx is not None and self._tx.is_active:
                 self._tx.rollback()
-        finally:
-            self.connection.close()
 
     def emit(self, *events: DomainEvent) -> None:
         """Record events to be written to the outbox when this unit of work commits."""

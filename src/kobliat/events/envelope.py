@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from kobliat.tracing import current_traceparent
+
 SOURCE = "kobliat"
 
 
@@ -27,6 +29,8 @@ class DomainEvent:
     data: dict[str, Any]
     id: UUID = field(default_factory=uuid4)
     time: datetime = field(default_factory=_now)
+    # The W3C trace context of the request that caused it (CloudEvents distributed tracing).
+    traceparent: str | None = field(default_factory=current_traceparent)
 
 
 def isoformat(moment: datetime) -> str:
@@ -37,10 +41,10 @@ def isoformat(moment: datetime) -> str:
 def to_cloudevent(event: DomainEvent, *, sequence: int) -> dict[str, Any]:
     """The CloudEvents 1.0 structured-mode JSON for an event.
 
-    `data` carries the seed's field names plus `event_id` (= the envelope id) and `timestamp`.
+    `data` carries the event's fields plus `event_id` (= the envelope id) and `timestamp`.
     `sequence` is the event's position among its aggregate's events (1, 2, ...).
     """
-    return {
+    envelope = {
         "specversion": "1.0",
         "id": str(event.id),
         "source": SOURCE,
@@ -52,3 +56,6 @@ def to_cloudevent(event: DomainEvent, *, sequence: int) -> dict[str, Any]:
         "aggregatetype": event.aggregate_type,
         "data": {"event_id": str(event.id), **event.data, "timestamp": isoformat(event.time)},
     }
+    if event.traceparent is not None:
+        envelope["traceparent"] = event.traceparent
+    return envelope

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kobliat.bootstrap import Container
 from kobliat.events import outbox
+from kobliat.events.schemas import EventOut
 from kobliat.http import Page, container
 from kobliat.problems import Problem, documented
 
@@ -46,11 +47,16 @@ def _read(app: Container, after: str | None, limit: int) -> outbox.FeedPage:
         return outbox.read_feed(conn, after=after, limit=limit)
 
 
-@router.get("", response_model=Page[dict[str, Any]], responses=documented(400))
+@router.get(
+    "",
+    response_model=Page[EventOut],
+    response_model_exclude_unset=True,  # envelopes as written: no null traceparent
+    responses=documented(400),
+)
 def list_events(
     app: App,
     after: After = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
 ) -> Page[dict[str, Any]]:
     """Events in commit order after `after`. The answer's next_cursor is where to read on
     from; it stays the same while nothing new has committed, so it can be polled."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 from kobliat.events import signing
 from kobliat.events.delivery import Sink
@@ -16,10 +18,75 @@ from kobliat.http import Strict
 _TYPE_PATTERN = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$")
 
 
+EVENT: JsonDict = {
+    "specversion": "1.0",
+    "id": "8a0f3c7e-5a8e-4f9e-9d57-3b8a2c1e0f11",
+    "source": "kobliat",
+    "type": "conversation.opened",
+    "subject": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
+    "time": "2026-01-31T10:15:00.412345Z",
+    "datacontenttype": "application/json",
+    "sequence": 1,
+    "aggregatetype": "conversation",
+    "data": {
+        "event_id": "8a0f3c7e-5a8e-4f9e-9d57-3b8a2c1e0f11",
+        "conversation_id": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
+        "type": "direct",
+        "channel": "whatsapp",
+        "group_name": None,
+        "participants": [
+            "0b6f3a52-7c1e-4d5a-9a51-2f0c8d1e9b42",
+            "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a98",
+        ],
+        "timestamp": "2026-01-31T10:15:00.412345Z",
+    },
+}
+SUBSCRIPTION: JsonDict = {
+    "id": "7b6a5948-3726-4150-8f9e-0d1c2b3a4958",
+    "url": "https://crm.example.com/hooks/kobliat",
+    "event_types": ["conversation.opened", "message.*"],
+    "created_at": "2026-01-31T10:15:00.412345Z",
+    "pending_aggregates": 0,
+    "dead_letters": 0,
+}
+
+
+class EventOut(BaseModel):
+    """An event: a CloudEvents 1.0 envelope (structured mode). `data` is described per type by
+    the JSON Schemas at `/schemas/events/{type}`."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EVENT]})
+
+    specversion: Literal["1.0"] = Field(description="the CloudEvents version")
+    id: str = Field(description="the event's id (also `Nats-Msg-Id` and `webhook-id`)")
+    source: str = Field(description="always `kobliat`")
+    type: str = Field(description="the event type, e.g. `message.inbound.created`")
+    subject: str = Field(description="the aggregate's id: a customer or a conversation")
+    time: str = Field(description="when it happened (ISO 8601, UTC)")
+    datacontenttype: str = Field(description="always `application/json`")
+    sequence: int = Field(description="position among the aggregate's events (1, 2, ...)")
+    aggregatetype: Literal["customer", "conversation"] = Field(description="the aggregate's kind")
+    data: dict[str, Any] = Field(description="the payload; its schema depends on `type`")
+    traceparent: str | None = Field(
+        default=None, description="W3C trace context of the request that caused the event"
+    )
+
+
 class SubscriptionCreate(Strict):
     """Where to POST events, which ones, and optionally the signing secret to use."""
 
-    url: AnyHttpUrl
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://crm.example.com/hooks/kobliat",
+                    "event_types": ["conversation.opened", "message.*"],
+                }
+            ]
+        }
+    )
+
+    url: AnyHttpUrl = Field(description="where events are POSTed (http or https)")
     event_types: list[str] | None = Field(
         default=None,
         description="types (`conversation.opened`) or prefixes (`message.*`); omit for all",
@@ -48,12 +115,20 @@ class SubscriptionCreate(Strict):
 class SubscriptionOut(BaseModel):
     """A subscription as GET shows it: never its secret."""
 
-    id: UUID
-    url: str
-    event_types: list[str] | None
-    created_at: datetime
-    pending_aggregates: int = 0
-    dead_letters: int = 0
+    model_config = ConfigDict(json_schema_extra={"examples": [SUBSCRIPTION]})
+
+    id: UUID = Field(description="the subscription's id")
+    url: str = Field(description="where events are POSTed")
+    event_types: list[str] | None = Field(
+        description="types or `prefix.*` patterns it receives; null for every event"
+    )
+    created_at: datetime = Field(description="when it was created")
+    pending_aggregates: int = Field(
+        default=0, description="customers and conversations with events still to deliver"
+    )
+    dead_letters: int = Field(
+        default=0, description="aggregates whose delivery gave up (replay them with /replay)"
+    )
 
     @classmethod
     def of(cls, sink: Sink, backlog: Backlog | None = None) -> SubscriptionOut:
@@ -71,16 +146,30 @@ class SubscriptionOut(BaseModel):
 class SubscriptionCreated(SubscriptionOut):
     """The answer to POST: the only time the secret is shown."""
 
-    secret: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**SUBSCRIPTION, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]
+        }
+    )
+
+    secret: str = Field(
+        description="the Standard Webhooks secret (`whsec_...`) that signs every delivery"
+    )
 
 
 class ReplayIn(Strict):
     """Replay dead letters; with `since`, also every event kept since then."""
 
-    since: AwareDatetime | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [{"since": "2026-01-31T00:00:00Z"}]})
+
+    since: AwareDatetime | None = Field(
+        default=None, description="also deliver again every event kept from this time on"
+    )
 
 
 class ReplayOut(BaseModel):
     """How many aggregates will be delivered again."""
 
-    aggregates: int
+    model_config = ConfigDict(json_schema_extra={"examples": [{"aggregates": 3}]})
+
+    aggregates: int = Field(description="customers and conversations queued for delivery again")

@@ -76,7 +76,7 @@ def _database() -> Iterator[tuple[Database, Settings]]:
     from kobliat.settings import Settings
 
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     # No migration here: an operator's look at the inbox should never change the schema.
     db = Database(settings.database_url, pool_size=2)
     try:

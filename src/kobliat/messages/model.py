@@ -67,7 +67,7 @@ class Message:
         status: str | None = None,
         idempotency_key: str | None = None,
     ) -> Message:
-        """A new message; content_type must be one DESIGN §2 knows."""
+        """A new message; content_type must be one of CONTENT_TYPES."""
         if content_type not in CONTENT_TYPES:
             raise InvalidInput(
                 f"content_type must be one of {', '.join(CONTENT_TYPES)}",

@@ -78,11 +78,7 @@ def send_outbound(
     With an Idempotency-Key, a repeat of the same request returns the first message (and
     False); the same key with a different request is refused.
     """
-    conversation = conversations.get(uow.connection, conversation_id)
-    if conversation.status == "closed":
-        raise RuleViolation(
-            "the conversation is closed; reopen it to send", code="conversation-closed"
-        )
+    conversation = conversations.open_for_message(uow, conversation_id)
     if sender_customer_id is not None and conversation.participant(sender_customer_id) is None:
         raise RuleViolation(
             f"sender {sender_customer_id} is not a participant", code="sender-not-participant"

@@ -1,4 +1,4 @@
-"""Inbound webhooks (no API key: each channel's own signature). DESIGN §7.
+"""Inbound webhooks (no API key: each channel's own signature).
 
 Every POST is handled the same way: refuse when the channel has no secret configured (503,
 so providers that retry deliver once it is set) or the request has no signature header (401,
@@ -33,7 +33,25 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 _COMMON_HEADERS = ("content-type", "user-agent")
 # Not configured or database down (503), unsigned (401), too big (413) or slow (408),
 # unreadable (400): see the module docstring.
-_REFUSALS = documented(400, 401, 408, 413, 503)
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Stored durably; what the delivery held, once processed",
+        "content": {
+            "application/json": {
+                "example": {
+                    "status": "processed",
+                    "delivery_key": "whatsapp:6a1f0c2e9b",
+                    "messages": 1,
+                    "duplicates": 0,
+                    "statuses": 0,
+                    "pending_statuses": 0,
+                    "ignored": 0,
+                }
+            }
+        },
+    },
+    **documented(400, 401, 408, 413, 503),
+}
 
 
 @router.get("/whatsapp", response_class=PlainTextResponse, responses=documented(403, 503))

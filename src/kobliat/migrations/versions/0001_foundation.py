@@ -1,7 +1,8 @@
-"""Foundation: the seed's customers, conversations and participants; messages, outbox, API keys.
+"""Foundation: customers, conversations and participants; messages, outbox, API keys.
 
-On PostgreSQL the seed's three tables are created with the seed's DDL verbatim (the test suite
-compares the catalogs); kobliat's additions are new columns, indexes and tables only.
+On PostgreSQL the three core tables are created with their reference DDL verbatim (the test
+suite compares the catalogs with tests/fixtures/seed_schema.sql); kobliat's additions are new
+columns, indexes and tables only.
 SQLite gets the equivalent schema.
 
 Revision ID: 0001

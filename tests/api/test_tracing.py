@@ -1,0 +1,67 @@
+"""Traces: spans for HTTP requests, and a caller's `traceparent` carried into the events it causes
+(recorded with OpenTelemetry's in-memory exporter; both backends)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kobliat import tracing
+from kobliat.db.engine import Database
+from tests.builders import events_of
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans recorded in memory while the test runs (requested before the app is built)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.configure(provider)
+    yield exporter
+    tracing.unconfigure()
+
+
+def test_a_request_span_continues_the_callers_trace_and_its_events_carry_it(
+    spans: InMemorySpanExporter, client: Any, db: Database
+) -> None:
+    answer = client.post(
+        "/customers",
+        json={"external_type": "telegram", "external_id": "512345678"},
+        headers={"traceparent": TRACEPARENT},
+    )
+    assert answer.status_code == 201
+    server = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    assert len(server) == 1
+    assert format(server[0].context.trace_id, "032x") == TRACE_ID
+    assert server[0].parent is not None and format(server[0].parent.span_id, "016x") == PARENT_ID
+    [event] = events_of(db, "customer.created")
+    version, trace_id, span_id, flags = event["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
+    assert span_id != PARENT_ID  # the request's own span, a child of the caller's
+
+
+def test_without_an_exporter_the_callers_traceparent_still_reaches_the_events(
+    client: Any, db: Database
+) -> None:
+    client.post(
+        "/customers",
+        json={"external_type": "telegram", "external_id": "512345679"},
+        headers={"traceparent": TRACEPARENT},
+    )
+    client.post("/customers", json={"external_type": "telegram", "external_id": "512345670"})
+    traced, untraced = events_of(db, "customer.created")
+    assert traced["traceparent"] == TRACEPARENT
+    assert "traceparent" not in untraced
+    feed = client.get("/events").json()["data"]
+    assert [e.get("traceparent") for e in feed] == [TRACEPARENT, None]
+    assert "traceparent" not in feed[1] and feed[0]["data"] == traced["data"]
