@@ -21,7 +21,7 @@ from kobliat.auth import RequireKeyFirst, require_api_key
 from kobliat.bootstrap import Container
 from kobliat.conversations.routes import router as conversations_router
 from kobliat.customers.routes import router as customers_router
-from kobliat.events import health
+from kobliat.events import health, nats_sink
 from kobliat.events.contract_routes import router as contract_router
 from kobliat.events.routes import router as events_router
 from kobliat.events.subscription_routes import router as subscriptions_router
@@ -128,9 +128,30 @@ READY_EXAMPLE = {
     "database": "ok",
     "relay": {
         "running_here": True,
+        "ready": True,
+        "loops_stopped_here": [],
         "lag_seconds": 0.012,
         "undispatched": 0,
-        "sinks": [{"sink": "nats", "kind": "nats", "pending_aggregates": 0, "lag_seconds": 0.0}],
+        "sinks": [
+            {
+                "sink": "nats",
+                "kind": "nats",
+                "pending_aggregates": 0,
+                "dead_letters": 0,
+                "lag_seconds": 0.0,
+                "state_here": "connected",
+                "loops_running_here": 4,
+            }
+        ],
+    },
+    "nats": {
+        "state": "connected",
+        "server": "nats://127.0.0.1:4222",
+        "stream": "KOBLIAT",
+        "replicas": 3,
+        "replicas_wanted": 3,
+        "duplicate_window_seconds": 86400.0,
+        "problem": None,
     },
 }
 
@@ -152,7 +173,7 @@ def _health_routes(app: FastAPI) -> None:
         responses={**_example(READY_EXAMPLE), **problems.documented(503)},
     )
     def readyz(request: Request) -> dict[str, object]:
-        """The database answers; 503 problem when it does not."""
+        """The database answers and this process's relay loops run; a 503 problem when not."""
         kobliat: Container = request.app.state.kobliat
         try:
             with kobliat.db.reading() as conn:
@@ -162,8 +183,15 @@ def _health_routes(app: FastAPI) -> None:
                 503, "database-unavailable", f"database: {type(exc).__name__}"
             ) from exc
         # Relay lag does not make the API unready: events wait in the outbox meanwhile.
-        relay = health.snapshot(kobliat.db, relay=getattr(request.app.state, "relay", None))
-        return {"status": "ready", "database": "ok", "relay": relay}
+        running = getattr(request.app.state, "relay", None)
+        relay = health.snapshot(kobliat.db, relay=running)
+        if not relay["ready"]:
+            stopped = ", ".join(relay["loops_stopped_here"])
+            raise problems.Problem(
+                503, "relay-not-running", f"relay loops stopped: {stopped}", relay=relay
+            )
+        nats = nats_sink.report_of(running.transports) if running is not None else None
+        return {"status": "ready", "database": "ok", "relay": relay, "nats": nats}
 
     @app.get("/metrics", tags=["health"], name="get_metrics", response_class=PlainTextResponse)
     def metrics_endpoint(request: Request) -> Response:

@@ -48,6 +48,7 @@ def build_relay(container: Container) -> Relay:
         HttpSink(
             timeout=settings.webhook_timeout_seconds,
             concurrency=settings.webhook_concurrency,
+            allow_private=settings.subscriptions_allow_private,
             policy=RetryPolicy(
                 base_seconds=settings.webhook_retry_base_seconds,
                 max_seconds=settings.webhook_retry_max_seconds,
@@ -69,6 +70,8 @@ def build_relay(container: Container) -> Relay:
                 publish_timeout=settings.nats_publish_timeout_seconds,
                 policy=nats_policy,
                 claim_limit=settings.relay_batch_size,
+                replicas=settings.nats_replicas,
+                duplicate_window=settings.nats_duplicate_window_seconds,
             )
         )
     return Relay(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from kobliat import auth, logs
+from kobliat.bootstrap import Container
 from kobliat.db import migrate as migrations
 from kobliat.db.engine import Database
 from kobliat.inbox import commands as inbox_commands
@@ -29,10 +32,16 @@ console = Console(stderr=True)
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port: int = typer.Option(8000, help="TCP port"),
+    host: str | None = typer.Option(None, help="interface to listen on [KOBLIAT_HOST, 127.0.0.1]"),
+    port: int | None = typer.Option(None, help="TCP port [KOBLIAT_PORT, 8000]"),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="server processes [KOBLIAT_WORKERS; default min(cores, 4) on PostgreSQL, 1 on SQLite]",
+    ),
 ) -> None:
-    """Migrate the database, then serve the API and webhooks."""
+    """Migrate the database, then serve the API and webhooks (in several processes when the
+    machine has several cores)."""
     import uvicorn
 
     from kobliat import bootstrap, server
@@ -40,18 +49,56 @@ def serve(
 
     settings = _development_secrets(_settings())
     logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
+    host, port = host or settings.host, port or settings.port
+    processes = workers or settings.workers or default_workers(settings.database_url)
+    # Migrations and the first key happen here, once, before any worker starts.
     container = bootstrap.build(settings)
-    if not settings.configured_api_keys() and auth.stored_key_count(container.db) == 0:
-        key = auth.create_key(container.db, name="first")
-        console.print("[bold]No API key existed, so one was created. It is shown only once:[/bold]")
-        print(key, flush=True)
-    console.print(f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs)")
-    uvicorn.run(
-        create_app(settings, container=container),
-        host=host,
-        port=port,
-        **server.uvicorn_options(settings),
+    _first_key(container)
+    console.print(
+        f"kobliat listening on http://{host}:{port}  (OpenAPI at /docs; {processes} process(es))"
     )
+    options: dict[str, Any] = {"host": host, "port": port, **server.uvicorn_options(settings)}
+    if processes == 1:
+        uvicorn.run(create_app(settings, container=container), **options)
+        return
+    container.close()
+    # uvicorn kills a worker that does not answer its health check in time; a worker still
+    # importing on a busy machine does not answer, so the default 5 s kills healthy workers.
+    uvicorn.run(
+        "kobliat.cli:worker_app",
+        factory=True,
+        workers=processes,
+        timeout_worker_healthcheck=60,
+        **options,
+    )
+
+
+def _first_key(container: Container) -> None:
+    """Create and print an API key when none exists (and none is configured)."""
+    if container.settings.configured_api_keys() or auth.stored_key_count(container.db) > 0:
+        return
+    key = auth.create_key(container.db, name="first")
+    console.print("[bold]No API key existed, so one was created. It is shown only once:[/bold]")
+    print(key, flush=True)
+
+
+def default_workers(database_url: str) -> int:
+    """min(cores, 4) on PostgreSQL; 1 on SQLite, where processes would only queue on the one
+    file lock (sleeping in SQLite's busy handler) instead of writing in parallel."""
+    if database_url.startswith("sqlite"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
+def worker_app() -> Any:
+    """The application of one `serve` worker process (the database is already migrated)."""
+    from kobliat import bootstrap
+    from kobliat.api import create_app
+
+    settings = Settings()
+    logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
+    return create_app(settings, container=bootstrap.build(settings, run_migrations=False))
 
 
 def _settings() -> Settings:

@@ -47,3 +47,14 @@ INBOX_DELIVERIES = Gauge(
     "Unprocessed webhook deliveries: pending (will be retried) or failed (wait for an operator)",
     ["state"],
 )
+
+# The NATS sink of this process's relay (absent when it runs none).
+NATS_CONNECTED = Gauge(
+    "kobliat_nats_connected", "1 for the NATS server the sink is connected to", ["server"]
+)
+NATS_STREAM_REPLICAS = Gauge("kobliat_nats_stream_replicas", "Replicas of the JetStream stream")
+NATS_STREAM_SETTINGS_APPLIED = Gauge(
+    "kobliat_nats_stream_settings_applied",
+    "1 when the stream has the configured replicas and duplicate window, 0 when JetStream "
+    "refused a change (see /readyz)",
+)

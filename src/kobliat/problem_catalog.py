@@ -47,6 +47,11 @@ CATALOG: dict[str, Entry] = {
     "database-unavailable": Entry(
         503, "The database is not answering. Retry after the `Retry-After` seconds."
     ),
+    "relay-not-running": Entry(
+        503,
+        "A relay loop of this process is not running (`loops_stopped_here` names it); it is "
+        "started again within a second or so. Events wait in the outbox meanwhile.",
+    ),
     "payload-too-large": Entry(413, "The request body is larger than this endpoint accepts."),
     "malformed-payload": Entry(400, "The webhook's body is not the channel's format."),
     "validation-error": Entry(
@@ -65,6 +70,12 @@ CATALOG: dict[str, Entry] = {
     "conversation-not-found": Entry(404, "No conversation has that id."),
     "message-not-found": Entry(404, "No message has that id."),
     "subscription-not-found": Entry(404, "No subscription has that id."),
+    "subscription-destination-not-allowed": Entry(
+        422,
+        "The subscription URL points at a loopback, private, link-local, multicast, unspecified "
+        "or reserved address (the detail names the rule). Use a public address, or set "
+        "`KOBLIAT_SUBSCRIPTIONS_ALLOW_PRIVATE=true` for development.",
+    ),
     "unknown-customer": Entry(422, "A participant's customer id names no stored customer."),
     # Customers
     "invalid-phone-number": Entry(

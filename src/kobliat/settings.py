@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./kobliat.db"
+    host: str = "127.0.0.1"  # `kobliat serve` listens here (--host overrides)
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int | None = Field(default=None, ge=1)  # serve processes; None: from the cores
     nats_url: str | None = None
     api_keys: SecretStr | None = None  # comma-separated bearer keys accepted besides stored ones
     whatsapp_app_secret: SecretStr | None = None
@@ -41,11 +44,19 @@ class Settings(BaseSettings):
     nats_stream: str = "KOBLIAT"
     nats_publish_timeout_seconds: float = Field(default=5.0, gt=0)
     nats_retry_max_seconds: float = Field(default=10.0, gt=0)
+    nats_replicas: int = Field(default=1, ge=1, le=5)  # copies of the stream in a NATS cluster
+    # Repeats of an event id within this window are dropped by the stream. A relay that died
+    # after publishing republishes when it (or another) comes back, so the window must cover
+    # the longest relay outage an operator would sit through: a night. See docs/operations.md.
+    nats_duplicate_window_seconds: float = Field(default=86400.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_max_attempts: int = Field(default=12, ge=1)
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1)  # requests in flight per subscription
+    # Let subscriptions target loopback, private, link-local and other internal addresses
+    # (development only: otherwise a subscription could reach services behind the firewall).
+    subscriptions_allow_private: bool = False
     # The HTTP edge (see README, "Running it in production"): request bodies are counted while
     # they stream in and refused past these sizes; slow or idle clients are cut off.
     webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

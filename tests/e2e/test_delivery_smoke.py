@@ -18,7 +18,9 @@ def test_relay_delivers_to_http_subscriber_and_nats(db_url: str, nats_server: Na
     container = a_container(db_url, nats_url=nats_server.url)
     with running_receiver() as receiver:
         container.db.run(
-            lambda uow: subscriptions.create(uow, url=receiver.url, event_types=None, secret=None)
+            lambda uow: subscriptions.create(
+                uow, url=receiver.url, event_types=None, secret=None, allow_private=True
+            )
         )
         with running_relay(container):
             a_conversation(container.db)

@@ -41,11 +41,11 @@ def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         yield base, keys[0], log
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
 
 
 def _wait_until_up(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # on PostgreSQL serve starts several worker processes
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited with {proc.returncode}")

@@ -104,7 +104,7 @@ def test_serve_then_simulate_as_processes_then_conversations_are_listed(
         "\n".join(f"{name}={value}" for name, value in SECRETS.items()) + "\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
-    env.update(KOBLIAT_DATABASE_URL=db_url, KOBLIAT_RELAY_ENABLED="false")
+    env.update(KOBLIAT_DATABASE_URL=db_url, KOBLIAT_RELAY_ENABLED="false", KOBLIAT_WORKERS="1")
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:

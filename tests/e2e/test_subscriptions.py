@@ -125,7 +125,11 @@ def test_failing_aggregate_holds_back_only_its_own_later_events(db_url: str) -> 
         receiver.answer = lambda d: 503 if d.event["subject"] == str(stuck.id) else 204
         container.db.run(
             lambda uow: subscriptions.create(
-                uow, url=receiver.url, event_types=["conversation.*", "message.*"], secret=None
+                uow,
+                url=receiver.url,
+                event_types=["conversation.*", "message.*"],
+                secret=None,
+                allow_private=True,
             )
         )
         with running_relay(container):
@@ -154,7 +158,7 @@ def test_slow_subscriber_delays_neither_another_subscriber_nor_nats(
         for receiver in (slow, fast):
             container.db.run(
                 lambda uow, url=receiver.url: subscriptions.create(
-                    uow, url=url, event_types=None, secret=None
+                    uow, url=url, event_types=None, secret=None, allow_private=True
                 )
             )
         with running_relay(container) as relay:
@@ -186,3 +190,39 @@ def _ids_of(container: Container, aggregate_id: UUID) -> set[str]:
     return {
         i for i, e in expected_events(container.db).items() if e["subject"] == str(aggregate_id)
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://localhost/hook", "loopback"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://0x7f000001/hook", "loopback"),
+        ("http://2130706433/hook", "loopback"),
+        ("http://017700000001/hook", "loopback"),
+        ("http://[::ffff:10.0.0.1]/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://10.1.2.3/hook", "private"),
+        ("https://192.168.0.10/hook", "private"),
+        ("http://224.0.0.1/hook", "multicast"),
+        ("http://0.0.0.0/hook", "unspecified"),
+        ("http://240.0.0.1/hook", "reserved"),
+        ("http://100.64.0.1/hook", "reserved"),
+    ],
+)
+def test_subscriptions_to_internal_addresses_are_refused(db_url: str, url: str, rule: str) -> None:
+    container = a_container(db_url, subscriptions_allow_private=False)
+    answer = _client(container).post("/subscriptions", json={"url": url})
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["code"] == "subscription-destination-not-allowed"
+    assert rule in problem["detail"]
+    assert _client(container).get("/subscriptions").json()["data"] == []
+    container.close()
+
+
+def test_internal_addresses_can_be_allowed_for_development(db_url: str) -> None:
+    container = a_container(db_url, subscriptions_allow_private=True)
+    assert _subscribe(_client(container), "http://127.0.0.1:8080/hook")["id"]
+    container.close()

@@ -33,7 +33,9 @@ def test_three_relays_deliver_everything_in_aggregate_order(
     writer = containers[0].db
     with running_receiver() as receiver, ExitStack() as stack:
         writer.run(
-            lambda uow: subscriptions.create(uow, url=receiver.url, event_types=None, secret=None)
+            lambda uow: subscriptions.create(
+                uow, url=receiver.url, event_types=None, secret=None, allow_private=True
+            )
         )
         relays = [stack.enter_context(running_relay(c)) for c in containers]
         # Few aggregates, many events each: the relays contend for the same aggregates.

@@ -166,32 +166,3 @@ def test_multi_keeps_two_participants_under_concurrent_removals(db: Database) ->
         t.join()
     assert sorted(outcomes) == ["refused", "refused", "removed"]
     assert count(db, conversation_participants) == 2
-
-
-def test_list_pages_follow_activity_and_filters(db: Database) -> None:
-    convs = [a_conversation(db) for _ in range(7)]
-    group = a_conversation(
-        db,
-        type="group",
-        participants=[convs[0].participants[0].customer_id],
-        roles=["owner"],
-        group_name="Team",
-        external_id="g1",
-        channel="telegram",
-    )
-    seen: list[str] = []
-    cursor = None
-    with db.reading() as conn:
-        while True:
-            page, cursor = service.list_page(conn, cursor=cursor, limit=3)
-            seen.extend(str(c.id) for c in page)
-            if cursor is None:
-                break
-        groups, _ = service.list_page(conn, cursor=None, limit=10, type="group")
-        mine, _ = service.list_page(
-            conn, cursor=None, limit=10, customer_id=convs[0].participants[0].customer_id
-        )
-    assert len(seen) == 8 and len(set(seen)) == 8
-    assert seen[0] == str(group.id)  # the most recent activity first
-    assert [c.id for c in groups] == [group.id]
-    assert {c.id for c in mine} == {group.id, convs[0].id}

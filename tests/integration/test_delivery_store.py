@@ -25,7 +25,11 @@ POLICY = RetryPolicy(base_seconds=60, max_seconds=60, max_attempts=2)
 def _sink(db: Database, event_types: list[str] | None = None) -> Sink:
     return db.run(
         lambda uow: subscriptions.create(
-            uow, url="http://127.0.0.1:9/hook", event_types=event_types, secret=None
+            uow,
+            url="http://127.0.0.1:9/hook",
+            event_types=event_types,
+            secret=None,
+            allow_private=True,
         )
     )
 

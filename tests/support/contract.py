@@ -48,5 +48,10 @@ def check_outbox(url: str) -> None:
         return
     finally:
         engine.dispose()
-    problems = [(row.envelope["type"], v) for row in rows for v in violations(row.envelope)]
+    problems = [
+        (row.envelope["type"], v)
+        for row in rows
+        if not str(row.envelope.get("type")).startswith("test.")  # tests' own synthetic events
+        for v in violations(row.envelope)
+    ]
     assert not problems, f"events that break their published schema: {problems[:5]}"

@@ -34,6 +34,7 @@ def a_container(db_url: str, **overrides: Any) -> Container:
         "nats_retry_max_seconds": 0.5,
         "nats_publish_timeout_seconds": 1.0,
         "api_keys": "test-key",
+        "subscriptions_allow_private": True,  # the test subscribers listen on 127.0.0.1
     }
     values.update(overrides)
     return bootstrap.build(Settings(**values), run_migrations=False)
@@ -119,6 +120,7 @@ async def _read_stream(url: str, subject: str) -> list[dict[str, Any]]:
                     {
                         "subject": msg.subject,
                         "msg_id": (msg.headers or {}).get("Nats-Msg-Id"),
+                        "traceparent": (msg.headers or {}).get("traceparent"),
                         "event": json.loads(msg.data),
                     }
                 )

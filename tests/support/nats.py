@@ -31,9 +31,20 @@ class NatsServer:
     """`nats-server -js` on a free 127.0.0.1 port with its store in `store_dir`; can be
     stopped and started again on the same port and store (a broker outage)."""
 
-    def __init__(self, store_dir: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        name: str | None = None,
+        cluster: tuple[int, list[int]] | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.name = name
+        self.cluster = cluster  # (this node's route port, every node's route port)
+        self.credentials = credentials  # (user, password) clients must present
         self.binary = nats_binary()
         self._process: subprocess.Popen[bytes] | None = None
         self._log = store_dir / "nats.log"
@@ -42,6 +53,11 @@ class NatsServer:
     def url(self) -> str:
         """Client URL."""
         return f"nats://127.0.0.1:{self.port}"
+
+    def url_with(self, password: str) -> str:
+        """Client URL carrying this server's credentials."""
+        user = self.credentials[0] if self.credentials else ""
+        return f"nats://{user}:{password}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
         """Start and wait until it accepts connections."""
@@ -58,6 +74,15 @@ class NatsServer:
             "-l",
             str(self._log),
         ]
+        if self.credentials is not None:
+            command += ["--user", self.credentials[0], "--pass", self.credentials[1]]
+        if self.name is not None:
+            command += ["-n", self.name]
+        if self.cluster is not None:
+            own, every = self.cluster
+            routes = ",".join(f"nats://127.0.0.1:{p}" for p in every if p != own)
+            command += ["--cluster_name", "kobliat", "--cluster", f"nats://127.0.0.1:{own}"]
+            command += ["--routes", routes]
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -71,6 +96,18 @@ class NatsServer:
             time.sleep(0.05)
         raise RuntimeError("nats-server did not accept connections")
 
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies without flushing anything (a crashed host)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def stop(self) -> None:
         """Stop gracefully (SIGTERM: JetStream flushes its store), killing it if it hangs."""
         process, self._process = self._process, None
@@ -82,3 +119,34 @@ class NatsServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class NatsCluster:
+    """Three `nats-server -js` nodes clustered over loopback routes (JetStream replicates
+    streams across them); each node can be killed and started again on its port and store."""
+
+    def __init__(self, store_dir: Path, *, size: int = 3) -> None:
+        routes = [free_port() for _ in range(size)]
+        self.nodes = [
+            NatsServer(store_dir / f"n{i}", name=f"n{i}", cluster=(routes[i], routes))
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Every node's client URL, comma-separated (as KOBLIAT_NATS_URL takes them)."""
+        return ",".join(node.url for node in self.nodes)
+
+    def node(self, name: str) -> NatsServer:
+        """The node with this server name."""
+        return next(node for node in self.nodes if node.name == name)
+
+    def start(self) -> None:
+        """Start every node (they elect a JetStream meta leader among themselves)."""
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        """Stop every node that still runs."""
+        for node in self.nodes:
+            node.stop()

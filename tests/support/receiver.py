@@ -33,7 +33,8 @@ class Receiver:
 
     url: str
     deliveries: list[Delivery] = field(default_factory=list)
-    attempts: int = 0
+    attempts: int = 0  # requests answered
+    arrived: int = 0  # requests received (answered or still being delayed)
     answer: Callable[[Delivery], int] = lambda _d: 204
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -61,11 +62,14 @@ def running_receiver() -> Iterator[Receiver]:
                 self.close_connection = True
                 return
             delivery = Delivery(headers={k.lower(): v for k, v in self.headers.items()}, body=body)
-            if state.delay:
-                time.sleep(state.delay)
+            with state.lock:  # the answer is decided on arrival, then given after the delay
+                state.arrived += 1
+                status = state.answer(delivery)
+                delay = state.delay
+            if delay:
+                time.sleep(delay)
             with state.lock:
                 state.attempts += 1
-                status = state.answer(delivery)
                 if 200 <= status < 300:
                     state.deliveries.append(delivery)
             self.send_response(status)

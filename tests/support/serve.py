@@ -45,7 +45,8 @@ def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[Served]:
         proc = subprocess.Popen(
             [str(KOBLIAT), "serve", "--port", str(port)],
             cwd=tmp_path,
-            env={**clean, "KOBLIAT_RELAY_ENABLED": "false", **env},
+            # One process unless the test asks for more: `pid` is then the serving process.
+            env={**clean, "KOBLIAT_RELAY_ENABLED": "false", "KOBLIAT_WORKERS": "1", **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

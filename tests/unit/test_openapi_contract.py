@@ -94,9 +94,11 @@ def test_every_json_request_body_and_response_has_an_example() -> None:
 def test_output_fields_with_a_fixed_set_of_values_are_enums() -> None:
     components = _schema()["components"]["schemas"]
     for name, field in [
-        ("ConversationOut", "type"),
-        ("ConversationOut", "status"),
-        ("ParticipantOut", "role"),
+        ("ConversationListItem", "type"),
+        ("ConversationListItem", "status"),
+        ("NamedParticipant", "role"),
+        ("LastMessagePreview", "direction"),
+        ("LastMessagePreview", "content_type"),
         ("MessageOut", "direction"),
         ("MessageOut", "content_type"),
     ]:

@@ -7,11 +7,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from kobliat import views
 from kobliat.bootstrap import Container
 from kobliat.conversations import service
 from kobliat.conversations.schemas import (
     ConversationCreate,
     ConversationDetail,
+    ConversationListItem,
     ConversationOut,
     ConversationPatch,
     ParticipantDetail,
@@ -28,7 +30,7 @@ App = Annotated[Container, Depends(container)]
 LATEST_MESSAGES = 20
 
 
-@router.get("", response_model=Page[ConversationOut], responses=documented(400))
+@router.get("", response_model=Page[ConversationListItem], responses=documented(400))
 def list_conversations(
     app: App,
     status_: Annotated[Literal["open", "closed", "pending"] | None, Query(alias="status")] = None,
@@ -46,10 +48,11 @@ def list_conversations(
     ] = "activity",
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[ConversationOut]:
-    """Conversations page by page, most recent activity first (or by creation)."""
+) -> Page[ConversationListItem]:
+    """Conversations page by page, most recent activity first (or by creation), each with its
+    participants' names and its last message (one database query per page)."""
     with app.db.reading() as conn:
-        items, next_cursor = service.list_page(
+        items, next_cursor = views.inbox_page(
             conn,
             cursor=cursor,
             limit=limit,
@@ -59,7 +62,7 @@ def list_conversations(
             channel=channel,
             customer_id=customer_id,
         )
-    return Page(data=[ConversationOut.of(c) for c in items], next_cursor=next_cursor)
+    return Page(data=[ConversationListItem.of_view(c) for c in items], next_cursor=next_cursor)
 
 
 @router.post(

@@ -14,8 +14,10 @@ from kobliat.customers.model import Customer
 from kobliat.customers.schemas import EXAMPLE as CUSTOMER
 from kobliat.customers.schemas import CustomerOut
 from kobliat.http import Strict
+from kobliat.messages.model import ContentType, Direction
 from kobliat.messages.schemas import EXAMPLE as MESSAGE
 from kobliat.messages.schemas import MessageOut
+from kobliat.views import InboxConversation
 
 Role = Literal["owner", "admin", "member"]
 
@@ -100,6 +102,90 @@ class ConversationOut(BaseModel):
     def of(cls, conv: Conversation) -> ConversationOut:
         """From the domain object."""
         return cls.model_validate(conv, from_attributes=True)
+
+
+NAMED_PARTICIPANT: JsonDict = {
+    **PARTICIPANT,
+    "name": CUSTOMER["name"],
+    "external_type": CUSTOMER["external_type"],
+    "external_id": CUSTOMER["external_id"],
+}
+NAMED_BUSINESS: JsonDict = {
+    **BUSINESS,
+    "name": "Clinic B",
+    "external_type": "whatsapp",
+    "external_id": "+447700900999",
+}
+LAST_MESSAGE: JsonDict = {
+    "id": MESSAGE["id"],
+    "direction": MESSAGE["direction"],
+    "content_type": MESSAGE["content_type"],
+    "body_preview": MESSAGE["body"],
+    "body_truncated": False,
+    "sender_customer_id": MESSAGE["sender_customer_id"],
+    "sent_at": MESSAGE["sent_at"],
+}
+
+
+class NamedParticipant(ParticipantOut):
+    """A membership with the customer's display name and channel identity."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [NAMED_PARTICIPANT]})
+
+    name: str | None = Field(description="the customer's display name (null when none is known)")
+    external_type: str | None = Field(
+        description="the customer's kind of id (`whatsapp`, `telegram`, `sms`, `email`, ...); "
+        "null only if the customer was never stored"
+    )
+    external_id: str | None = Field(
+        description="the customer's id of that kind (an E.164 number, a user id, ...); "
+        "null only if the customer was never stored"
+    )
+
+
+class LastMessagePreview(BaseModel):
+    """The start of a conversation's latest message, by provider time."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [LAST_MESSAGE]})
+
+    id: UUID = Field(description="the message's id (`GET /conversations/{id}/messages` has it all)")
+    direction: Direction = Field(description="inbound (from a customer), outbound or system")
+    content_type: ContentType = Field(description="what kind of content the message holds")
+    body_preview: str | None = Field(
+        description="the first 120 characters of the body (text or caption); null when the "
+        "message has no body, as media without a caption"
+    )
+    body_truncated: bool = Field(description="true when the body is longer than the preview")
+    sender_customer_id: UUID | None = Field(description="the customer who sent it, when known")
+    sent_at: datetime = Field(description="when the provider says it was sent")
+
+
+class ConversationListItem(ConversationOut):
+    """A conversation as an inbox lists it: participants with names, and the last message."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **EXAMPLE,
+                    "participants": [NAMED_PARTICIPANT, NAMED_BUSINESS],
+                    "last_message": LAST_MESSAGE,
+                }
+            ]
+        }
+    )
+
+    participants: list[NamedParticipant] = Field(  # type: ignore[assignment]
+        description="who takes part, with their roles, names and channel ids, in joining order"
+    )
+    last_message: LastMessagePreview | None = Field(
+        description="the latest message by provider time (null before the first)"
+    )
+
+    @classmethod
+    def of_view(cls, item: InboxConversation) -> ConversationListItem:
+        """From the inbox read model."""
+        return cls.model_validate(item, from_attributes=True)
 
 
 class ConversationDetail(ConversationOut):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection
 
-from kobliat import pagination
 from kobliat.conversations import store
 from kobliat.conversations.model import (
     Conversation,
@@ -212,36 +211,6 @@ def get(conn: Connection, conversation_id: UUID) -> Conversation:
     if found is None:
         raise NotFound(f"no conversation {conversation_id}", code="conversation-not-found")
     return found
-
-
-def list_page(
-    conn: Connection,
-    *,
-    cursor: str | None,
-    limit: int,
-    order: Literal["activity", "created"] = "activity",
-    status: str | None = None,
-    type: str | None = None,
-    channel: str | None = None,
-    customer_id: UUID | None = None,
-) -> tuple[list[Conversation], str | None]:
-    """A page of conversations and the next page's cursor: most recent activity first, or
-    (`order="created"`) oldest first, an order a walk through every page cannot miss rows in."""
-    kind = "conversations" if order == "activity" else "conversations-created"
-    after = pagination.decode(kind, cursor, datetime, UUID) if cursor else None
-    rows = store.page(
-        conn,
-        after=after,
-        limit=limit + 1,
-        by_creation=order == "created",
-        status=status,
-        type_=type,
-        channel=channel,
-        customer_id=customer_id,
-    )
-    if order == "created":
-        return pagination.page_of(rows, limit=limit, kind=kind, key=lambda c: (c.created_at, c.id))
-    return pagination.page_of(rows, limit=limit, kind=kind, key=lambda c: (c.activity_at, c.id))
 
 
 def _locked(uow: UnitOfWork, conversation_id: UUID) -> Conversation:

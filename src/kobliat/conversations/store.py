@@ -13,7 +13,6 @@ from sqlalchemy import (
     Connection,
     Row,
     Update,
-    and_,
     case,
     delete,
     literal,
@@ -232,45 +231,3 @@ def record_message_time(conn: Connection, conversation_id: UUID, at: datetime) -
         )
     )
     return bool(result.rowcount)
-
-
-def page(
-    conn: Connection,
-    *,
-    after: tuple[datetime, UUID] | None,
-    limit: int,
-    by_creation: bool = False,
-    status: str | None = None,
-    type_: str | None = None,
-    channel: str | None = None,
-    customer_id: UUID | None = None,
-) -> list[Conversation]:
-    """Conversations, keyset-paginated: most recent activity first on (last_activity_at, id),
-    or with `by_creation` oldest first on (created_at, id), which never changes."""
-    stmt = select(conversations_t)
-    if status is not None:
-        stmt = stmt.where(c.status == status)
-    if type_ is not None:
-        stmt = stmt.where(c.type == type_)
-    if channel is not None:
-        stmt = stmt.where(c.channel == channel)
-    if customer_id is not None:
-        member_of = select(p.conversation_id).where(p.customer_id == customer_id)
-        stmt = stmt.where(c.id.in_(member_of))
-    if by_creation:
-        if after is not None:
-            moment, last_id = after
-            stmt = stmt.where(
-                or_(c.created_at > moment, and_(c.created_at == moment, c.id > last_id))
-            )
-        stmt = stmt.order_by(c.created_at, c.id)
-    else:
-        if after is not None:
-            moment, last_id = after
-            stmt = stmt.where(
-                or_(c.last_activity_at < moment, and_(c.last_activity_at == moment, c.id < last_id))
-            )
-        stmt = stmt.order_by(c.last_activity_at.desc(), c.id.desc())
-    rows = conn.execute(stmt.limit(limit)).all()
-    members = participants_of(conn, [row.id for row in rows])
-    return [_to_conversation(row, members[row.id]) for row in rows]

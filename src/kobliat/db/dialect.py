@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -178,6 +179,18 @@ def try_relay_lock(conn: Connection, key: int, *, wait: bool = False) -> bool:
     return bool(taken.scalar_one())
 
 
+def database_now(conn: Connection) -> datetime:
+    """The database server's clock (aware UTC): every relay takes lease and retry times from it,
+    so hosts whose clocks disagree still agree on when a lease ends. PostgreSQL's `now()` is the
+    transaction's start, never later than the moment the caller began it."""
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(text("SELECT now()")).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+    found = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    return datetime.fromisoformat(str(found)).replace(tzinfo=UTC)
+
+
 # PostgreSQL SQLSTATE classes and codes that mean "the database cannot serve now", not "this
 # request is wrong": connection exceptions, insufficient resources, operator intervention.
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
@@ -207,3 +220,8 @@ def describe_unavailable(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
     return f"{type(orig).__name__}: {first}"[:200]
+
+
+def supports_lateral(conn: Connection) -> bool:
+    """True where a subquery in FROM may read the rows before it (PostgreSQL's LATERAL)."""
+    return conn.dialect.name == "postgresql"

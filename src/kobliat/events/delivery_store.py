@@ -8,8 +8,9 @@ How the relay keeps order with several relays at once:
    order (see `outbox`), so a head's target only ever moves forward over committed events.
 2. Claim (per sink, any number of relays): a relay leases heads that are behind their target
    (`FOR UPDATE SKIP LOCKED` on PostgreSQL, in a short transaction, committed before any
-   network call). A leased head belongs to that relay alone, so no two relays deliver events
-   of the same aggregate to the same sink at once.
+   network call). A leased head belongs to that relay's claim loop alone, so no two relays
+   deliver events of the same aggregate to the same sink at once. Leases are short, end at a
+   time taken from the database's clock, and are renewed while the loop delivers.
 3. Outcome: the relay delivers the head's next events in sequence order, stopping at the first
    failure (or well before its lease could run out), and then records how far the sink
    acknowledged. A failing event holds back only its own aggregate for that sink; other
@@ -325,10 +326,32 @@ def _next_state(outcome: Outcome, policy: RetryPolicy, now: datetime) -> dict[st
     }
 
 
-def release(conn: Connection, *, owner: str) -> None:
-    """Give up every lease `owner` holds (a relay shutting down), so others need not wait."""
+def renew(
+    conn: Connection,
+    sink_id: UUID,
+    *,
+    owner: str,
+    aggregates: Sequence[str],
+    lease: timedelta,
+    now: datetime,
+) -> int:
+    """Extend `owner`'s leases on these heads to `now + lease`; returns how many it still holds."""
+    result = conn.execute(
+        update(heads)
+        .where(
+            heads.c.sink_id == sink_id,
+            heads.c.lease_owner == owner,
+            heads.c.aggregate_id.in_(list(aggregates)),
+        )
+        .values(leased_until=now + lease)
+    )
+    return int(result.rowcount)
+
+
+def release(conn: Connection, *, owners: Iterable[str]) -> None:
+    """Give up every lease these owners hold (a relay shutting down), so others need not wait."""
     conn.execute(
         update(heads)
-        .where(heads.c.lease_owner == owner)
+        .where(heads.c.lease_owner.in_(list(owners)))
         .values(leased_until=None, lease_owner=None)
     )

@@ -48,8 +48,14 @@ def snapshot(db: Database, *, relay: Relay | None = None) -> dict[str, Any]:
         metrics.SINK_DEAD_LETTERS.labels(sink.label).set(entry["dead_letters"])
         metrics.SINK_LAG.labels(sink.label).set(entry["lag_seconds"])
         report.append(entry)
+    loops = relay.loops_report() if relay is not None else {}
+    stopped = sorted(name for name, running in loops.items() if not running)
     return {
         "running_here": relay is not None,
+        # False while one of this process's relay loops is not running (it is restarted
+        # within a second or so; staying False means the relay is stuck).
+        "ready": not stopped,
+        "loops_stopped_here": stopped,
         "lag_seconds": round(lag, 3),
         "undispatched": waiting,
         "sinks": report,

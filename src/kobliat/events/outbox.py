@@ -118,13 +118,28 @@ def read_feed(conn: Connection, *, after: str | None, limit: int) -> FeedPage:
     return FeedPage(events=events, next_cursor=cursor, cursors=cursors)
 
 
+LAST_ID = 2**63 - 1  # past every row id: (key, LAST_ID) is after every row with that key
+
+
 def cursor_after_event(conn: Connection, event_id: UUID) -> str | None:
     """The feed cursor just after the event with this id; None when it is not (or no longer)
-    in the outbox."""
+    in the outbox.
+
+    The event may come from NATS or a webhook, ahead of the feed: when its key is at or above
+    the horizon, a transaction still running may yet commit events that the feed orders before
+    it. The cursor then goes back to just below the horizon, so those are read too (along with a
+    few events the reader may already have), never skipped.
+    """
     row = conn.execute(
         select(outbox.c.txid, outbox.c.id).where(outbox.c.event_id == event_id)
     ).first()
-    return None if row is None else pagination.encode("events", int(row.txid), int(row.id))
+    if row is None:
+        return None
+    txid, row_id = int(row.txid), int(row.id)
+    horizon = dialect.feed_horizon(conn)
+    if horizon is not None and txid >= horizon:
+        txid, row_id = horizon - 1, LAST_ID
+    return pagination.encode("events", txid, row_id)
 
 
 __all__ = ["FeedPage", "append", "cursor_after_event", "read_feed"]

@@ -3,7 +3,11 @@ in order per aggregate. Runs inside `kobliat serve` or alone as `kobliat relay`;
 relays may run against one PostgreSQL database (see `delivery_store` for the claim design).
 
 Database work runs in threads (short transactions, never open across a network call);
-delivery is asyncio, so one slow sink or aggregate only ever waits on itself.
+delivery is asyncio, so one slow sink or aggregate only ever waits on itself. Every loop
+survives any failure (a database restart, a bug in one iteration): it is logged once per
+interval, backed off and run again, and a loop that ends anyway is started again. Leases are
+short and renewed while a batch is delivered (see `loops`), so a dead relay's aggregates are
+taken over within seconds.
 """
 
 from __future__ import annotations
@@ -22,13 +26,23 @@ from uuid import UUID, uuid4
 import structlog
 from sqlalchemy import Connection
 
-from kobliat import metrics
+from kobliat import metrics, tracing
+from kobliat.db import dialect
 from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
 from kobliat.events import delivery_store as store
 from kobliat.events import maintenance_store, sinks_store
 from kobliat.events.delivery import Claim, DeliveryFailed, Outcome, RetryPolicy, Sink
+from kobliat.events.loops import (
+    RENEW_SECONDS,
+    START_MARGIN,
+    Backoff,
+    FailureLog,
+    HeldLeases,
+    describe_failure,
+    lease_seconds,
+)
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -43,8 +57,7 @@ class Transport(Protocol):
     kind: str
     policy: RetryPolicy
     claim_limit: int
-    lease: timedelta
-    timeout: float
+    timeout: float  # every delivery ends (acknowledged or not) within this many seconds
 
     async def start(self) -> None: ...
     def ready(self) -> bool: ...
@@ -70,9 +83,12 @@ class Relay:
         self._poll = poll_seconds
         self._retention = retention
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self._owners: set[str] = set()  # one per claim loop started, for release at the end
+        self._loops: dict[str, asyncio.Task[None]] = {}
         self._workers: dict[UUID, list[asyncio.Task[None]]] = {}
         self._wake: dict[UUID, asyncio.Event] = {}
         self._stop = asyncio.Event()
+        self._failures = FailureLog()
         self.counts: dict[str, dict[str, int]] = {}  # per sink label: delivered, failed
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -80,32 +96,60 @@ class Relay:
         """Deliver until `stop()` is called."""
         for transport in self.transports.values():
             await transport.start()
-        loops = [self._dispatch_loop, self._supervise_loop, self._housekeeping_loop]
-        tasks = [asyncio.create_task(self._forever(loop)) for loop in loops]
         log.info("relay started", owner=self._owner, sinks=sorted(self.transports))
         try:
-            await self._stop.wait()
+            while not self._stop.is_set():
+                self._keep_loops_running()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), max(1.0, self._poll))
         finally:
-            for task in tasks + [t for ts in self._workers.values() for t in ts]:
+            tasks = [*self._loops.values(), *(t for ts in self._workers.values() for t in ts)]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(
-                *tasks, *[t for ts in self._workers.values() for t in ts], return_exceptions=True
-            )
+            await asyncio.gather(*tasks, return_exceptions=True)
             for transport in self.transports.values():
                 await transport.close()
             with contextlib.suppress(Exception):  # else the leases expire by themselves
-                await self._write(functools.partial(store.release, owner=self._owner))
+                await self._write(functools.partial(store.release, owners=self._owners))
             log.info("relay stopped", owner=self._owner)
+
+    def _keep_loops_running(self) -> None:
+        """Start the relay's own loops, and start again any that ended."""
+        wanted = {
+            "dispatch": self._dispatch_loop,
+            "supervise": self._supervise_loop,
+            "housekeeping": self._housekeeping_loop,
+        }
+        for name, loop in wanted.items():
+            task = self._loops.get(name)
+            if task is not None and task.done():
+                log.error("relay loop ended; starting it again", loop=name)
+            if task is None or task.done():
+                self._loops[name] = asyncio.create_task(self._forever(name, loop))
 
     def stop(self) -> None:
         """Ask `run()` to finish; deliveries in flight are abandoned (and will be repeated)."""
         self._stop.set()
 
     def sink_report(self, sink: Sink) -> dict[str, Any]:
-        """What this relay knows of a sink, for /readyz: connection state and its counts."""
+        """What this relay knows of a sink, for /readyz: connection state, whether its claim
+        loops run, and its counts."""
         transport = self.transports.get(sink.kind)
         report: dict[str, Any] = {"state_here": transport.state() if transport else "no-transport"}
+        workers = self._workers.get(sink.id)
+        if transport is not None and workers is not None:
+            report["loops_running_here"] = sum(not task.done() for task in workers)
         report.update({f"{k}_here": v for k, v in self.counts.get(sink.label, {}).items()})
+        return report
+
+    def loops_report(self) -> dict[str, bool]:
+        """For /readyz: whether each of the relay's own loops and each sink's claim loops run
+        (a sink whose loops are not all running is named by its label)."""
+        report = {name: not task.done() for name, task in self._loops.items()}
+        for workers in self._workers.values():
+            for task in workers:
+                if task.done():
+                    report[task.get_name()] = False
         return report
 
     def _count(self, sink: Sink, outcome: str) -> None:
@@ -115,16 +159,21 @@ class Relay:
         counter = metrics.EVENTS_DELIVERED if delivered else metrics.EVENT_DELIVERY_FAILURES
         counter.labels(sink.label).inc()
 
-    async def _forever(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run a loop; when it fails (database away, a bug) log it and start it again."""
+    async def _forever(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a loop; whenever it fails (database away, a bug), log it (once per interval),
+        back off and start it again. Only cancellation ends it."""
+        backoff = Backoff(base=min(1.0, self._poll * 4))
         while True:
+            started = time.monotonic()
             try:
                 await loop()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("relay loop failed; retrying", loop=loop.__name__)
-                await asyncio.sleep(min(5.0, self._poll * 8))
+            except Exception as exc:
+                self._failures.failed(name, exc)
+            else:
+                log.error("relay loop returned; starting it again", loop=name)
+            await asyncio.sleep(backoff.next_wait(time.monotonic() - started))
 
     # --- database helpers ---------------------------------------------------------------------
     async def _write(self, work: Callable[[Connection], T]) -> T:
@@ -161,7 +210,10 @@ class Relay:
                 continue
             result = await self._write(
                 lambda conn: store.dispatch(
-                    conn, sinks_store.all_sinks(conn), limit=DISPATCH_BATCH, now=utcnow()
+                    conn,
+                    sinks_store.all_sinks(conn),
+                    limit=DISPATCH_BATCH,
+                    now=dialect.database_now(conn),
                 )
             )
             if result is None:  # another relay is dispatching
@@ -176,7 +228,7 @@ class Relay:
 
     # --- workers ------------------------------------------------------------------------------
     async def _supervise_loop(self) -> None:
-        """Keep one set of workers per sink this relay can deliver to."""
+        """Keep CLAIM_LOOPS running claim loops per sink this relay can deliver to."""
         while True:
             wanted = {
                 s.id: s
@@ -190,64 +242,120 @@ class Relay:
                 for transport in self.transports.values():
                     await transport.forget(sink_id)
             for sink_id, sink in wanted.items():
-                if sink_id not in self._workers:
-                    self._wake[sink_id] = asyncio.Event()
-                    self._workers[sink_id] = [
-                        asyncio.create_task(self._forever(functools.partial(self._work, sink)))
-                        for _ in range(CLAIM_LOOPS)
-                    ]
+                self._wake.setdefault(sink_id, asyncio.Event())
+                workers = self._workers.setdefault(sink_id, [])
+                for slot in range(CLAIM_LOOPS):
+                    if slot < len(workers) and not workers[slot].done():
+                        continue
+                    if slot < len(workers):
+                        log.error("claim loop ended; starting it again", sink=sink.label)
+                        workers[slot] = self._start_worker(sink, slot)
+                    else:
+                        workers.append(self._start_worker(sink, slot))
             await asyncio.sleep(max(1.0, self._poll))
 
-    async def _work(self, sink: Sink) -> None:
-        """Claim due heads of one sink, deliver them concurrently, record the outcomes."""
+    def _start_worker(self, sink: Sink, slot: int) -> asyncio.Task[None]:
+        # Each claim loop has its own owner id: its outcomes and renewals then only ever touch
+        # the leases it took itself.
+        owner = f"{self._owner}/{uuid4().hex[:6]}"
+        self._owners.add(owner)
+        name = f"claim {sink.label} #{slot}"
+        work = functools.partial(self._work, sink, owner)
+        return asyncio.create_task(self._forever(name, work), name=name)
+
+    async def _work(self, sink: Sink, owner: str) -> None:
+        """Claim due heads of one sink, deliver them concurrently while renewing their leases,
+        record the outcomes."""
         transport = self.transports[sink.kind]
         wake = self._wake[sink.id]
         while True:
             if not transport.ready():
                 await self._nap()
                 continue
-            claims = await self._claim(sink, transport)
+            claims, leases = await self._claim(sink, transport, owner)
             if not claims:
                 await self._nap(wake)
                 continue
-            outcomes = await asyncio.gather(*(self._deliver(sink, transport, c) for c in claims))
-            dead = await self._write(
-                functools.partial(
-                    store.record,
-                    sink_id=sink.id,
-                    owner=self._owner,
-                    outcomes=outcomes,
-                    policy=transport.policy,
-                    now=utcnow(),
+            renewing = asyncio.create_task(self._renew(sink, transport, leases))
+            try:
+                outcomes = await asyncio.gather(
+                    *(self._deliver(sink, transport, c, leases) for c in claims)
                 )
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+            dead = await self._write(
+                functools.partial(self._record, sink, transport, owner=owner, outcomes=outcomes)
             )
             if dead:
                 metrics.EVENTS_DEAD_LETTERED.labels(sink.label).inc(dead)
                 log.warning("events dead-lettered", sink=sink.label, aggregates=dead)
 
-    async def _claim(self, sink: Sink, transport: Transport) -> list[Claim]:
-        # Read first: an idle sink then costs no write transaction (SQLite's lock is shared).
-        if not await self._read(lambda conn: store.has_due(conn, sink.id, now=utcnow())):
-            return []
-        return await self._write(
-            lambda conn: store.claim(
-                conn,
-                sink,
-                owner=self._owner,
-                limit=transport.claim_limit,
-                lease=transport.lease,
-                now=utcnow(),
-            )
+    @staticmethod
+    def _record(
+        sink: Sink, transport: Transport, conn: Connection, *, owner: str, outcomes: list[Outcome]
+    ) -> int:
+        now = dialect.database_now(conn)
+        return store.record(
+            conn, sink.id, owner=owner, outcomes=outcomes, policy=transport.policy, now=now
         )
 
-    async def _deliver(self, sink: Sink, transport: Transport, claim: Claim) -> Outcome:
-        """Deliver a claim's events in sequence order; stop at the first failure, or before
-        the lease could run out."""
-        started = time.monotonic()
-        budget = transport.lease.total_seconds() * 0.7 - transport.timeout
+    async def _claim(
+        self, sink: Sink, transport: Transport, owner: str
+    ) -> tuple[list[Claim], HeldLeases]:
+        length = lease_seconds(transport.timeout)
+        asked_at = time.monotonic()
+        claims: list[Claim] = []
+        # Read first: an idle sink then costs no write transaction (SQLite's lock is shared).
+        if await self._read(
+            lambda conn: store.has_due(conn, sink.id, now=dialect.database_now(conn))
+        ):
+            claims = await self._write(
+                lambda conn: store.claim(
+                    conn,
+                    sink,
+                    owner=owner,
+                    limit=transport.claim_limit,
+                    lease=timedelta(seconds=length),
+                    now=dialect.database_now(conn),
+                )
+            )
+        aggregates = [c.aggregate_id for c in claims]
+        return claims, HeldLeases.taken(owner, aggregates, length=length, asked_at=asked_at)
+
+    async def _renew(self, sink: Sink, transport: Transport, leases: HeldLeases) -> None:
+        """Extend the batch's leases while its deliveries run. A renewal that fails (database
+        away) is not fatal: the deliveries stop starting new events before the leases end."""
+        lease = timedelta(seconds=leases.length)
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            asked_at = time.monotonic()
+            try:
+                held = await self._write(
+                    lambda conn: store.renew(
+                        conn,
+                        sink.id,
+                        owner=leases.owner,
+                        aggregates=leases.aggregates,
+                        lease=lease,
+                        now=dialect.database_now(conn),
+                    )
+                )
+            except Exception as exc:
+                self._failures.failed(f"lease renewal {sink.label}", exc)
+                continue
+            if held == len(leases.aggregates):
+                leases.renewed(asked_at)
+
+    async def _deliver(
+        self, sink: Sink, transport: Transport, claim: Claim, leases: HeldLeases
+    ) -> Outcome:
+        """Deliver a claim's events in sequence order; stop at the first failure, or when the
+        lease might not outlast one more delivery."""
         delivered, last_created = claim.delivered, None
         for event in claim.events:
-            if time.monotonic() - started > budget:
+            if leases.left() < transport.timeout + START_MARGIN:
                 return Outcome(
                     claim.aggregate_id,
                     claim.delivered,
@@ -257,11 +365,21 @@ class Relay:
                     claim.attempts,
                 )
             try:
-                await transport.deliver(sink, event)
+                # The transport bounds its own deliveries; this is the backstop that keeps a
+                # misbehaving one inside the lease.
+                async with asyncio.timeout(transport.timeout + START_MARGIN / 2):
+                    with tracing.span(
+                        "kobliat.deliver",
+                        parent=event.envelope,
+                        sink=sink.label,
+                        event_type=event.event_type,
+                        event_id=str(event.event_id),
+                    ):
+                        await transport.deliver(sink, event)
             except Exception as exc:
                 self._count(sink, "failed")
-                error = str(exc) if isinstance(exc, DeliveryFailed) else type(exc).__name__
-                if not isinstance(exc, DeliveryFailed):
+                error = describe_failure(exc, transport.timeout)
+                if not isinstance(exc, (DeliveryFailed, TimeoutError)):
                     log.exception("delivery raised", sink=sink.label)
                 return Outcome(
                     claim.aggregate_id,

@@ -28,7 +28,11 @@ def create_subscription(body: SubscriptionCreate, app: App) -> SubscriptionCreat
     """Subscribe a URL to events from now on. The answer shows the signing secret, once."""
     sink = app.db.run(
         lambda uow: subscriptions.create(
-            uow, url=str(body.url), event_types=body.event_types, secret=body.secret
+            uow,
+            url=str(body.url),
+            event_types=body.event_types,
+            secret=body.secret,
+            allow_private=app.settings.subscriptions_allow_private,
         )
     )
     assert sink.secret is not None

@@ -8,18 +8,33 @@ from uuid import UUID, uuid4
 from sqlalchemy import Connection
 
 from kobliat import pagination
+from kobliat.db import dialect
 from kobliat.db.types import utcnow
 from kobliat.db.uow import UnitOfWork
-from kobliat.errors import NotFound
-from kobliat.events import maintenance_store, signing, sinks_store
+from kobliat.errors import InvalidInput, NotFound
+from kobliat.events import destinations, maintenance_store, signing, sinks_store
 from kobliat.events.delivery import Sink
 
 KIND = "http"
 
 
-def create(uow: UnitOfWork, *, url: str, event_types: list[str] | None, secret: str | None) -> Sink:
+def create(
+    uow: UnitOfWork,
+    *,
+    url: str,
+    event_types: list[str] | None,
+    secret: str | None,
+    allow_private: bool = False,
+) -> Sink:
     """Subscribe `url` to events (all, or those `event_types` match) from now on; the secret
-    is generated when not given."""
+    is generated when not given. Internal destinations are refused unless `allow_private`."""
+    refused = None if allow_private else destinations.url_refusal(url)
+    if refused is not None:
+        raise InvalidInput(
+            f"subscription URL refused: {refused}; only public addresses are allowed "
+            "(KOBLIAT_SUBSCRIPTIONS_ALLOW_PRIVATE=true allows others, for development)",
+            code="subscription-destination-not-allowed",
+        )
     sink = Sink(
         id=uuid4(),
         kind=KIND,
@@ -63,7 +78,9 @@ def replay(uow: UnitOfWork, subscription_id: UUID, *, since: datetime | None) ->
     """Retry dead-lettered events now; with `since`, also deliver again every event still
     kept in the outbox from that time on. Returns the number of aggregates affected."""
     get(uow.connection, subscription_id)
-    return maintenance_store.replay(uow.connection, subscription_id, since=since, now=utcnow())
+    # The database's clock, like every other lease and retry time of the relay.
+    now = dialect.database_now(uow.connection)
+    return maintenance_store.replay(uow.connection, subscription_id, since=since, now=now)
 
 
 def backlogs(conn: Connection) -> dict[UUID, maintenance_store.Backlog]:
