@@ -25,6 +25,7 @@ from kobliat.events import health, nats_sink
 from kobliat.events.contract_routes import router as contract_router
 from kobliat.events.routes import router as events_router
 from kobliat.events.subscription_routes import router as subscriptions_router
+from kobliat.inbox import group_commit
 from kobliat.inbox import worker as inbox_worker
 from kobliat.messages.routes import router as messages_router
 from kobliat.settings import Settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         try:
             async with (
                 inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings),
+                group_commit.running(app.state.kobliat.ingest_writer),
                 _relay(app),
             ):
                 yield

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from kobliat.auth import KeyChecker
 from kobliat.db import migrate
 from kobliat.db.engine import Database
+from kobliat.inbox.group_commit import GroupCommit
 from kobliat.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,9 +23,17 @@ class Container:
     settings: Settings
     db: Database
     keys: KeyChecker
+    # The webhook hot path's group commit (PostgreSQL); SQLite keeps the general flow.
+    ingest_writer: GroupCommit | None = None
+
+    def __post_init__(self) -> None:
+        if self.ingest_writer is None and self.db.is_postgres:
+            self.ingest_writer = GroupCommit(self.db.url)
 
     def close(self) -> None:
         """Release connections."""
+        if self.ingest_writer is not None:
+            self.ingest_writer.close()
         self.db.dispose()
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from kobliat.jsonlimits import describe, readable, unstorable
 
 if TYPE_CHECKING:
     from kobliat.bootstrap import Container
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # PostgreSQL text and jsonb cannot hold U+0000, SQLite can: kobliat refuses it in every input so
-# both backends answer the same (a 422, not a 500 on one of them). Bodies: see `_unstorable`.
+# both backends answer the same (a 422, not a 500 on one of them). Bodies: see `kobliat.jsonlimits`.
 NO_NUL = r"^[^\x00]*$"
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Cursor = Annotated[str | None, Query(description="opaque cursor from the previous page")]
@@ -31,50 +32,27 @@ class Page(BaseModel, Generic[T]):
 
 class Strict(BaseModel):
     """Request bodies refuse fields they do not know (a typo is an error, not a no-op), and
-    values a backend could not store or give back (see `_unstorable`)."""
+    values a backend could not store or give back (see `kobliat.jsonlimits`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_unstorable(cls, data: Any) -> Any:
-        found = _unstorable(data)
+        found = unstorable(data)
         if found is not None:
-            reason, path = found
-            place = ".".join(path).replace("\x00", "\\u0000") or "the top level"
-            raise ValueError(f"{reason}; found at {place}")
+            raise ValueError(describe(found))
         return data
 
 
-MAX_DEPTH = 64
+def _readable(value: Any, info: ValidationInfo) -> Any:
+    row = info.data.get("id", info.data.get("customer_id")) if info.data else None
+    shape = info.config.get("title") if info.config else None
+    return readable(value, what=f"{shape} {row} {info.field_name}")
 
 
-def _unstorable(value: Any, path: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
-    """Why and where a value (metadata included) cannot be kept, or None.
-
-    NUL: PostgreSQL text and jsonb cannot hold it, SQLite can. NaN and Infinity: Python's JSON
-    parser accepts them, PostgreSQL's jsonb does not, and answers could not carry them back.
-    Depth: answers nest bodies a few levels deeper, and serialising stops at ~255 levels.
-    """
-    if len(path) > MAX_DEPTH:
-        return f"JSON nested deeper than {MAX_DEPTH} levels", path
-    if isinstance(value, str):
-        return ("text must not contain NUL (U+0000)", path) if "\x00" in value else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return "numbers must be finite (JSON has no NaN or Infinity)", path
-    if isinstance(value, dict):
-        items: list[tuple[Any, Any]] = list(value.items())
-    elif isinstance(value, list):
-        items = list(enumerate(value))
-    else:
-        return None
-    for key, item in items:
-        here = (*path, str(key))
-        if "\x00" in here[-1]:
-            return "text must not contain NUL (U+0000)", here
-        if (found := _unstorable(item, here)) is not None:
-            return found
-    return None
+# A stored JSON object as answers give it back: one that breaks a limit becomes a marker.
+ReadableJson = Annotated[dict[str, Any], AfterValidator(_readable)]
 
 
 def container(request: Request) -> Container:

@@ -6,6 +6,7 @@ so a delivery's customers, conversation, messages and events commit together or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,12 +19,14 @@ from kobliat.channels.records import (
     ParsedWebhook,
     Party,
     StatusUpdate,
-    without_nul,
+    refuse_unstorable,
+    storable,
 )
 from kobliat.conversations import service as conversations
 from kobliat.conversations.model import Conversation
 from kobliat.customers import service as customers
 from kobliat.customers.model import Customer
+from kobliat.db import dialect
 from kobliat.db.uow import UnitOfWork
 from kobliat.errors import DomainError
 from kobliat.messages import service as messages
@@ -45,27 +48,52 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
 
 
-def process(uow: UnitOfWork, parsed: ParsedWebhook, *, isolate: bool = False) -> Outcome:
+def process(
+    uow: UnitOfWork,
+    parsed: ParsedWebhook,
+    *,
+    isolate: bool = False,
+    refused: Callable[[BaseException], bool] | None = None,
+) -> Outcome:
     """Apply every item of a verified, parsed delivery, in payload order.
 
-    With `isolate`, each item runs in a savepoint: an item a domain rule refuses is undone and
-    listed in `failures` while the others are applied. The hot path does without the savepoints;
-    a delivery gets this second pass only after it failed as a whole.
+    With `isolate`, each item runs in a savepoint: an item refused for good (`refused`, by
+    default `is_refusal`) is undone and listed in `failures` while the others are applied. The
+    hot path does without the savepoints; a delivery gets this second pass only after it
+    failed as a whole.
     """
+    refused = refused or is_refusal
     outcome = Outcome()
-    for item in without_nul(parsed).items:
+    for item in storable(parsed).items:
         if not isolate:
             _apply(uow, item, outcome)
             continue
         try:
             with uow.savepoint():
                 _apply(uow, item, outcome)
-        except DomainError as exc:
-            outcome.failures.append(f"{_label(item)}: {type(exc).__name__}({exc.code}): {exc}")
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            outcome.failures.append(f"{_label(item)}: {_reason(exc)}")
     return outcome
 
 
+def is_refusal(exc: BaseException) -> bool:
+    """Whether an item failed for good: a domain rule refused it, or it carries data no backend
+    takes. Anything else (the database away, a deadlock, a bug) is worth trying again."""
+    return isinstance(exc, DomainError | RecursionError) or dialect.is_bad_data(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DomainError):
+        return f"{type(exc).__name__}({exc.code}): {exc}"
+    # A database error's first line says what; the next ones quote the SQL and its values.
+    first_line = next(iter(str(exc).splitlines()), "")
+    return f"{type(exc).__name__}: {first_line}"
+
+
 def _apply(uow: UnitOfWork, item: InboundItem, outcome: Outcome) -> None:
+    refuse_unstorable(item)
     if isinstance(item, InboundMessage):
         received = receive_message(uow, item)
         if received == "stored":

@@ -36,7 +36,8 @@ def decode(kind: str, cursor: str, *types: type) -> tuple[Any, ...]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         found = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    # RecursionError: a forged cursor of thousands of nested brackets.
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise CursorError("cursor is not one this list issued") from exc
     if not isinstance(found, list) or len(found) != len(types) + 1 or found[0] != kind:
         raise CursorError("cursor is not one this list issued")

@@ -54,6 +54,16 @@ CATALOG: dict[str, Entry] = {
     ),
     "payload-too-large": Entry(413, "The request body is larger than this endpoint accepts."),
     "malformed-payload": Entry(400, "The webhook's body is not the channel's format."),
+    "repeated-header": Entry(
+        400,
+        "A webhook carried a signature or delivery-id header more than once; nothing was "
+        "stored. Providers send each once: a repeat is a replay attempt or a broken proxy.",
+    ),
+    "unstorable-payload": Entry(
+        422,
+        "A webhook item (in `kobliat inbox list`) nested JSON deeper than 64 levels or held NaN "
+        "or Infinity; that item was refused, the delivery's other items were stored.",
+    ),
     "validation-error": Entry(
         422, "The request does not match the operation's schema; `errors` lists each field."
     ),
@@ -78,6 +88,12 @@ CATALOG: dict[str, Entry] = {
     ),
     "unknown-customer": Entry(422, "A participant's customer id names no stored customer."),
     # Customers
+    "phone-number-without-country-code": Entry(
+        422,
+        "The phone number is in national form (`0612345678`): write it in international form "
+        "(`+31 6 12345678`), or set KOBLIAT_DEFAULT_PHONE_REGION to the country such numbers "
+        "belong to.",
+    ),
     "invalid-phone-number": Entry(
         422,
         "The phone number cannot be read as one, or has no country code (write it in "

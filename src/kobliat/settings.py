@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -66,6 +67,19 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(default=64 * 1024, ge=4096)
     http_limit_concurrency: int = Field(default=1000, ge=1)  # connections; past it: 503
     http_keep_alive_seconds: int = Field(default=30, ge=1)
+    # The country (ISO 3166 code, e.g. NL) of phone numbers given in national form (0612345678)
+    # through the API; without it such numbers are refused rather than guessed.
+    default_phone_region: str | None = None
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region code phone numbers know (e.g. NL, GB)")
+        return region
 
     @field_validator(
         "whatsapp_app_secret",

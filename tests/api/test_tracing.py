@@ -12,8 +12,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kobliat import tracing
+from kobliat.channels.samples import whatsapp_messages as wa
 from kobliat.db.engine import Database
 from tests.builders import events_of
+from tests.e2e.webhooks import webhooks_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -65,3 +67,19 @@ def test_without_an_exporter_the_callers_traceparent_still_reaches_the_events(
     feed = client.get("/events").json()["data"]
     assert [e.get("traceparent") for e in feed] == [TRACEPARENT, None]
     assert "traceparent" not in feed[1] and feed[0]["data"] == traced["data"]
+
+
+def test_webhooks_carry_the_callers_trace_into_their_events_on_every_path(
+    spans: InMemorySpanExporter, db: Database
+) -> None:
+    hooks = webhooks_for(db)
+    hooks.client.headers["traceparent"] = TRACEPARENT
+    first = hooks.whatsapp(wa.text(message_id="wamid.traced-1"))  # a first contact
+    again = hooks.whatsapp(wa.text(message_id="wamid.traced-2"))  # known sender (fast path)
+    assert first.status_code == again.status_code == 200
+    created = events_of(db, "message.inbound.created")
+    assert len(created) == 2
+    assert {e["traceparent"].split("-")[1] for e in created} == {TRACE_ID}
+    ingest = [s for s in spans.get_finished_spans() if s.name == "kobliat.ingest"]
+    assert len(ingest) == 2
+    assert {format(s.context.trace_id, "032x") for s in ingest} == {TRACE_ID}

@@ -297,3 +297,61 @@ def test_secret_token_header_must_equal_the_configured_token() -> None:
 
 def test_secret_token_check_refuses_when_no_token_is_configured() -> None:
     assert not telegram.verify_signature("", "")
+
+
+SERVICE_FLAG_ABSENCES = {
+    "group_chat_created": False,
+    "supergroup_chat_created": False,
+    "channel_chat_created": False,
+    "delete_chat_photo": False,
+    "new_chat_members": [],
+    "new_chat_photo": [],
+    "new_chat_title": None,
+    "left_chat_member": None,
+    "pinned_message": None,
+    "message_auto_delete_timer_changed": None,
+    "migrate_to_chat_id": None,
+    "migrate_from_chat_id": None,
+}
+
+
+@pytest.mark.parametrize(("field", "value"), SERVICE_FLAG_ABSENCES.items())
+def test_service_field_with_a_false_or_empty_value_does_not_hide_the_message(
+    field: str, value: object
+) -> None:
+    # Bot frameworks serialise every field of their Message model, unset ones included.
+    group = tg.group_chat()
+    obj = tg.message(chat=group, sender=tg.user(), text="hello all", **{field: value})
+
+    (item,) = parse(tg.update("message", obj)).items
+
+    assert isinstance(item, InboundMessage)
+    assert item.body == "hello all"
+
+
+@pytest.mark.parametrize(
+    "field", ["group_chat_created", "supergroup_chat_created", "delete_chat_photo"]
+)
+def test_service_flag_set_to_true_is_a_service_message(field: str) -> None:
+    obj = tg.message(chat=tg.group_chat(), sender=tg.user(), **{field: True})
+
+    (item,) = parse(tg.update("message", obj)).items
+
+    assert isinstance(item, IgnoredItem)
+    assert item.kind == f"telegram.service.{field}"
+
+
+def test_null_update_kinds_next_to_the_real_one_are_skipped() -> None:
+    body = json.dumps(
+        {
+            "update_id": tg.UPDATE_ID,
+            "message": None,
+            "callback_query": None,
+            "edited_message": tg.message(chat=tg.group_chat(), sender=tg.user(), text="fixed"),
+        }
+    ).encode()
+
+    (item,) = parse(body).items
+
+    assert isinstance(item, InboundMessage)
+    assert item.body == "fixed" and item.metadata["edited"] is True

@@ -344,3 +344,10 @@ def test_signature_check_survives_a_malformed_url(form: Form) -> None:
     pairs = form("sms")
     url = "https://hooks.example.com:notaport/tw"
     assert twilio.verify_signature(url, pairs, twilio.sign(url, pairs, TOKEN), TOKEN)
+
+
+def test_an_empty_message_status_field_does_not_hide_an_inbound_sms() -> None:
+    (item,) = parse([*tw.sms(body="still a message"), ("MessageStatus", "")]).items
+
+    assert isinstance(item, InboundMessage)
+    assert item.body == "still a message"

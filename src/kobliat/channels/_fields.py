@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from kobliat.channels.records import PayloadError
 
 JsonObject = dict[str, Any]
@@ -14,10 +16,15 @@ JsonObject = dict[str, Any]
 def load_object(raw_body: bytes, *, what: str) -> JsonObject:
     """Decode a JSON body that must be an object."""
     try:
-        decoded = json.loads(raw_body)
-    # ValueError covers bad JSON, bad encodings and integers past Python's digit limit.
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"{what} body is not valid JSON: {exc}") from exc
+        decoded = orjson.loads(raw_body)
+    except orjson.JSONDecodeError:
+        # orjson is stricter (NaN, integers past 64 bits, lone surrogates): the standard
+        # parser decides those, so what a channel accepts does not change.
+        try:
+            decoded = json.loads(raw_body)
+        # ValueError covers bad JSON, bad encodings and integers past Python's digit limit.
+        except (ValueError, RecursionError) as exc:
+            raise PayloadError(f"{what} body is not valid JSON: {exc}") from exc
     if not isinstance(decoded, dict):
         raise PayloadError(f"{what} body must be a JSON object, got {_kind(decoded)}")
     return decoded
@@ -125,6 +132,17 @@ def soft_list(obj: JsonObject, key: str) -> list[Any]:
     """A member expected to be an array, or [] when absent or of another type."""
     value = obj.get(key)
     return value if isinstance(value, list) else []
+
+
+def is_set(value: Any) -> bool:
+    """Whether a member says something: not null, `false`, or an empty string, array or object.
+
+    Bot frameworks serialise every field of their models, so a flag such as
+    `"group_chat_created": false` is as common as its absence and means the same.
+    """
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, str | list | dict) and not value)
 
 
 def present(**values: Any) -> JsonObject:

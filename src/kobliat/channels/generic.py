@@ -41,6 +41,7 @@ _MESSAGE_KEYS = frozenset(
 _PARTY_KEYS = frozenset({"type", "id", "name", "metadata"})
 _CONVERSATION_KEYS = frozenset({"type", "id", "name", "avatar", "participants"})
 _STATUS_KEYS = frozenset({"message_id", "status", "timestamp", "error", "metadata"})
+SIGNED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 def sign(raw_body: bytes, secret: str, *, msg_id: str, timestamp: datetime) -> str:
@@ -62,8 +63,16 @@ def signed_headers(
 def verify_signature(
     raw_body: bytes, headers: Mapping[str, str], secret: str, *, now: datetime | None = None
 ) -> bool:
-    """Whether the Standard Webhooks headers sign this body within 5 minutes of `now` (aware)."""
-    lowered = {name.lower(): value for name, value in headers.items()}
+    """Whether the Standard Webhooks headers sign this body within 5 minutes of `now` (aware).
+
+    A header given twice never verifies: which copy would the delivery be keyed on?
+    """
+    pairs = [(name.lower(), value) for name, value in headers.items()]
+    lowered = dict(pairs)
+    if len(lowered) < len(pairs) and any(
+        sum(name == wanted for name, _ in pairs) > 1 for wanted in SIGNED_HEADERS
+    ):
+        return False
     msg_id = lowered.get("webhook-id")
     stamp = lowered.get("webhook-timestamp", "")
     signatures = lowered.get("webhook-signature")

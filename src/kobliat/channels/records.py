@@ -7,10 +7,13 @@ Adapters (one module per channel) only verify and parse; they never touch the da
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from kobliat.errors import InvalidInput
+from kobliat.jsonlimits import describe, unstorable
 from kobliat.messages.model import ContentType as ContentType  # re-exported for the adapters
 
 ConversationKind = Literal["direct", "group", "multi"]
@@ -101,20 +104,35 @@ class PayloadError(ValueError):
 
 T = TypeVar("T")
 REPLACEMENT = "\ufffd"
+# NUL and lone UTF-16 surrogates (a JSON escape such as "\ud800" decodes to one): no backend
+# can store either, and neither means anything in a chat.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def without_nul(value: T) -> T:
-    """The same records with every U+0000 replaced by U+FFFD, in text, keys and metadata.
+def storable(value: T) -> T:
+    """The same records with every U+0000 and lone surrogate replaced by U+FFFD, in text, keys
+    and metadata.
 
-    Providers relay whatever users type, NUL included; PostgreSQL's text and jsonb cannot hold
-    it, so a delivery carrying one would fail on every retry. It never means anything in a chat.
+    Providers relay whatever users type, and JSON can escape code points UTF-8 cannot encode;
+    PostgreSQL's text and jsonb cannot hold NUL, and no driver can send a lone surrogate, so a
+    delivery carrying one would fail on every retry.
     """
     return _scrub(value)  # type: ignore[no-any-return]
 
 
+def refuse_unstorable(item: InboundItem) -> None:
+    """Raise InvalidInput when an item breaks the limits every stored JSON value keeps (depth,
+    NaN and Infinity; see `kobliat.jsonlimits`): the item is refused, its neighbours are not."""
+    found = unstorable(item)
+    if found is not None:
+        raise InvalidInput(describe(found), code="unstorable-payload")
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+        if value.isascii():  # the common case, and no surrogate is ASCII
+            return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+        return _UNSTORABLE.sub(REPLACEMENT, value)
     if isinstance(value, dict):
         return {_scrub(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -9,6 +9,7 @@ from typing import Any
 from kobliat.channels._content import joined
 from kobliat.channels._fields import (
     JsonObject,
+    is_set,
     load_object,
     opt_int,
     opt_obj,
@@ -71,7 +72,8 @@ def parse(raw_body: bytes, *, bot_id: str, received_at: datetime | None = None) 
     update = load_object(raw_body, what="Telegram")
     update_id = req_int(update, "update_id", "")
     delivery_key = f"{bot_id}:{update_id}"
-    kinds = [key for key in update if key != "update_id"]
+    # Frameworks serialise the kinds an update does not carry as null.
+    kinds = [key for key, value in update.items() if key != "update_id" and value is not None]
     kind = next((key for key in kinds if key in _MESSAGE_KINDS or key == "callback_query"), None)
     business = Party(CHANNEL, bot_id)
     item: InboundItem
@@ -119,8 +121,8 @@ def _message(message: JsonObject, path: str, business: Party, *, edited: bool) -
 
 def _service_item(message: JsonObject, chat_id: int, message_id: int) -> IgnoredItem | None:
     migrate_to, migrate_from = (
-        message.get("migrate_to_chat_id"),
-        message.get("migrate_from_chat_id"),
+        _chat_id(message.get("migrate_to_chat_id")),
+        _chat_id(message.get("migrate_from_chat_id")),
     )
     if migrate_to is not None or migrate_from is not None:
         # A group that became a supergroup changes chat id: the ingest side remaps its keys.
@@ -129,10 +131,14 @@ def _service_item(message: JsonObject, chat_id: int, message_id: int) -> Ignored
         )
         return IgnoredItem(CHANNEL, "telegram.migrate", detail)
     for field in _SERVICE_FIELDS:
-        if field in message:
+        if is_set(message.get(field)):
             detail = {"chat_id": chat_id, "message_id": message_id, field: message[field]}
             return IgnoredItem(CHANNEL, f"telegram.service.{field}", detail)
     return None
+
+
+def _chat_id(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _context(message: JsonObject, path: str, chat_id: int) -> JsonObject:
@@ -153,7 +159,7 @@ def _context(message: JsonObject, path: str, chat_id: int) -> JsonObject:
         message_thread_id=opt_int(message, "message_thread_id", path),
         is_topic_message=message.get("is_topic_message"),
         media_group_id=soft_str(message, "media_group_id"),
-        forwarded=True if forward_origin is not None else None,
+        forwarded=True if is_set(forward_origin) else None,
         forward_origin=forward_origin,
         entities=entities(message) or None,
         business_connection_id=soft_str(message, "business_connection_id"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kobliat.channels._content import Content, joined
-from kobliat.channels._fields import JsonObject, present, soft_list, soft_obj, soft_str
+from kobliat.channels._fields import JsonObject, is_set, present, soft_list, soft_obj, soft_str
 from kobliat.channels.records import ContentType
 
 # Checked in this order: an animation also carries `document` for old clients, and a venue
@@ -74,7 +74,7 @@ def describe(message: JsonObject) -> Content:
         poll = message["poll"]
         metadata = {"provider_type": "poll", "poll": poll}
         return Content("structured", soft_str(poll, "question"), metadata)
-    kind = next((key for key in _OTHER_KINDS if key in message), None)
+    kind = next((key for key in _OTHER_KINDS if is_set(message.get(key))), None)
     return Content("unknown", caption, present(provider_type=kind))
 
 

@@ -92,7 +92,8 @@ def parse(params: Params, *, received_at: datetime) -> ParsedWebhook:
     if not sid:
         raise PayloadError("MessageSid is missing")
     status = fields.get("MessageStatus") or fields.get("SmsStatus")
-    is_inbound = "MessageStatus" not in fields and status in (None, "received")
+    # By value: a relay that forwards every field may send an empty MessageStatus.
+    is_inbound = not fields.get("MessageStatus") and status in (None, "received")
     if is_inbound and ("Body" in fields or "NumMedia" in fields):
         item: InboundItem = _message(fields, sid, params, received_at)
         return ParsedWebhook(item.channel, f"{sid}:inbound", (item,))

@@ -13,7 +13,7 @@ from kobliat.conversations.model import Conversation, ConversationType, Particip
 from kobliat.customers.model import Customer
 from kobliat.customers.schemas import EXAMPLE as CUSTOMER
 from kobliat.customers.schemas import CustomerOut
-from kobliat.http import Strict
+from kobliat.http import ReadableJson, Strict
 from kobliat.messages.model import ContentType, Direction
 from kobliat.messages.schemas import EXAMPLE as MESSAGE
 from kobliat.messages.schemas import MessageOut
@@ -52,7 +52,7 @@ class ParticipantOut(BaseModel):
     customer_id: UUID = Field(description="the participating customer")
     role: Role = Field(description="owner, admin or member (direct and multi: always member)")
     joined_at: datetime = Field(description="when the customer joined")
-    metadata: dict[str, Any] = Field(description="free-form attributes of the membership")
+    metadata: ReadableJson = Field(description="free-form attributes of the membership")
 
     @classmethod
     def of(cls, member: Participant) -> ParticipantOut:
@@ -90,7 +90,7 @@ class ConversationOut(BaseModel):
     external_id: str | None = Field(description="a group's id on its channel")
     group_name: str | None = Field(description="the group's name (groups only)")
     group_avatar: str | None = Field(description="the group's avatar URL (groups only)")
-    group_metadata: dict[str, Any] = Field(description="free-form attributes of the group")
+    group_metadata: ReadableJson = Field(description="free-form attributes of the group")
     last_message_at: datetime | None = Field(
         description="provider time of the latest message (null before the first)"
     )

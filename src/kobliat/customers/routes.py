@@ -36,7 +36,12 @@ def list_customers(
         if external_id is not None:
             if not external_type:
                 raise InvalidInput("a lookup needs external_type as well as external_id")
-            found = service.lookup(conn, external_type=external_type, external_id=external_id)
+            found = service.lookup(
+                conn,
+                external_type=external_type,
+                external_id=external_id,
+                default_region=app.settings.default_phone_region,
+            )
             return Page(data=[CustomerOut.of(found)] if found else [], next_cursor=None)
         items, next_cursor = service.list_page(
             conn, cursor=cursor, limit=limit, external_type=external_type
@@ -59,6 +64,7 @@ def create_customer(body: CustomerCreate, app: App, response: Response) -> Custo
             external_id=body.external_id,
             name=body.name,
             metadata=body.metadata,
+            default_region=app.settings.default_phone_region,
         )
     )
     if not created:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from kobliat.customers.model import Customer
-from kobliat.http import Strict
+from kobliat.http import ReadableJson, Strict
 
 EXAMPLE: JsonDict = {
     "id": "0b6f3a52-7c1e-4d5a-9a51-2f0c8d1e9b42",
@@ -37,7 +37,7 @@ class CustomerOut(BaseModel):
         description="the identity's kind: `whatsapp`, `telegram`, `sms`, `phone`, `email`, ..."
     )
     name: str | None = Field(description="display name, when known")
-    metadata: dict[str, Any] = Field(description="free-form attributes (PATCH merges them)")
+    metadata: ReadableJson = Field(description="free-form attributes (PATCH merges them)")
     created_at: datetime = Field(description="when kobliat first stored the customer")
     updated_at: datetime = Field(description="when the name or metadata last changed")
 

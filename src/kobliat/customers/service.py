@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -25,14 +26,16 @@ def find_or_create(
     name: str | None = None,
     metadata: dict[str, Any] | None = None,
     update_profile: bool = False,
+    default_region: str | None = None,
 ) -> tuple[Customer, bool]:
     """The customer with this identity, created (with `customer.created`) if new.
 
     Safe under concurrency: the unique (external_type, external_id) constraint decides which
     caller creates; the others read the winner's row. With `update_profile`, a name or metadata
-    that differs from the stored one is applied (`customer.updated`).
+    that differs from the stored one is applied (`customer.updated`). `default_region` is the
+    country of a phone number given in national form (see `identity`).
     """
-    kind, key = identity.normalise(external_type, external_id)
+    kind, key = identity.normalise(external_type, external_id, default_region=default_region)
     now = utcnow()
     candidate = Customer.register(
         external_type=kind, external_id=key, name=name, metadata=metadata, now=now
@@ -90,10 +93,19 @@ def get_many(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, Customer]:
     return store.get_many(conn, ids)
 
 
-def lookup(conn: Connection, *, external_type: str, external_id: str) -> Customer | None:
+def lookup(
+    conn: Connection, *, external_type: str, external_id: str, default_region: str | None = None
+) -> Customer | None:
     """The customer with this identity, normalised the same way as on create."""
-    kind, key = identity.normalise(external_type, external_id)
+    kind, key = identity.normalise(external_type, external_id, default_region=default_region)
     return store.get_by_identity(conn, kind, key)
+
+
+@lru_cache(maxsize=65_536)
+def canonical_identity(external_type: str, external_id: str) -> tuple[str, str]:
+    """The normalised (type, id) of an identity; remembered, as phone parsing is costly and
+    the same senders write again and again."""
+    return identity.normalise(external_type, external_id)
 
 
 def list_page(

@@ -123,6 +123,18 @@ def is_retryable(exc: BaseException) -> bool:
     return "database is locked" in str(orig)
 
 
+def is_bad_data(exc: BaseException) -> bool:
+    """True when the database or its driver refused a value itself (text it cannot encode, a
+    number out of range, malformed JSON): running the transaction again cannot help."""
+    if isinstance(exc, UnicodeError | OverflowError):  # raised by the drivers before sending
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    # PostgreSQL's class 22 is "data exception"; SQLite's driver has DataError for the same.
+    return sqlstate.startswith("22") or type(exc.orig).__name__ == "DataError"
+
+
 def is_unique_violation(exc: BaseException, constraint: str) -> bool:
     """True when `exc` is a unique violation of the named constraint or index."""
     if not isinstance(exc, DBAPIError):

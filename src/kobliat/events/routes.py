@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from kobliat.bootstrap import Container
 from kobliat.events import outbox
 from kobliat.events.schemas import EventOut
 from kobliat.http import Page, container
+from kobliat.jsonlimits import readable
 from kobliat.problems import Problem, documented
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -44,7 +46,16 @@ def _position(app: Container, after: str | None) -> str | None:
 
 def _read(app: Container, after: str | None, limit: int) -> outbox.FeedPage:
     with app.db.reading() as conn:
-        return outbox.read_feed(conn, after=after, limit=limit)
+        page = outbox.read_feed(conn, after=after, limit=limit)
+    # One event that cannot be serialised must not stop every consumer of the feed.
+    events = [_readable(envelope) for envelope in page.events]
+    return dataclasses.replace(page, events=events)
+
+
+def _readable(envelope: dict[str, Any]) -> dict[str, Any]:
+    what = f"event {envelope.get('id')}"
+    data = readable(envelope.get("data"), what=what)
+    return envelope if data is envelope.get("data") else {**envelope, "data": data}
 
 
 @router.get(

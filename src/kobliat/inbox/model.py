@@ -6,9 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from kobliat.channels.records import PayloadError
-from kobliat.errors import DomainError
-
 # After this many failed attempts a delivery is marked failed (with its last error) for an
 # operator to look at; the backoff below spreads them over about two and a half hours.
 MAX_ATTEMPTS = 12
@@ -65,11 +62,3 @@ class Entry:
     received_at: datetime
     next_attempt_at: datetime
     failed_at: datetime | None
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """Whether trying again cannot help: a domain rule refused it, or it does not parse.
-
-    Anything else (the database, a bug about to be fixed by a deploy) is worth retrying.
-    """
-    return isinstance(exc, DomainError | PayloadError)

@@ -3,7 +3,7 @@ give up on those that cannot succeed, and replay them for an operator."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl
@@ -24,7 +24,6 @@ from kobliat.inbox.model import (
     STATUS_SWEEP_WINDOW,
     Delivery,
     Entry,
-    is_permanent,
     next_attempt_at,
 )
 from kobliat.messages import service as messages
@@ -79,7 +78,9 @@ def parse(delivery: Delivery, settings: Settings) -> ParsedWebhook:
     raise ValueError(f"no parser for channel {delivery.channel!r}")
 
 
-def accept(db: Database, delivery: Delivery, settings: Settings) -> Receipt:
+def accept(
+    db: Database, delivery: Delivery, settings: Settings, *, parsed: ParsedWebhook | None = None
+) -> Receipt:
     """Parse a verified delivery, then store and process it in one transaction.
 
     Raises PayloadError (nothing stored) when it is malformed. When processing fails, the
@@ -87,20 +88,22 @@ def accept(db: Database, delivery: Delivery, settings: Settings) -> Receipt:
     as failed when a domain rule refused it (after applying the items that are fine), or
     unprocessed for the worker otherwise. Only when even that fails does the error propagate.
     """
-    parsed = parse(delivery, settings)
+    if parsed is None:
+        parsed = parse(delivery, settings)
     key = parsed.delivery_key
+    webhook = parsed
 
     def store_and_process(uow: UnitOfWork) -> ingest.Outcome | None:
         now = utcnow()
         stored = store.insert(
             uow.connection, delivery, delivery_key=key, processed_at=now, next_attempt_at=now
         )
-        return None if stored is None else ingest.process(uow, parsed)
+        return None if stored is None else ingest.process(uow, webhook)
 
     try:
         outcome = db.run(store_and_process)
     except Exception as exc:
-        return _keep_failed(db, delivery, parsed, exc)
+        return _keep_failed(db, delivery, webhook, exc)
     if outcome is None:
         return Receipt("duplicate", key)
     return Receipt("processed", key, outcome)
@@ -144,13 +147,21 @@ def _store_settled(uow: UnitOfWork, delivery: Delivery, parsed: ParsedWebhook) -
 
 
 def _settle(
-    uow: UnitOfWork, inbox_id: int, parsed: ParsedWebhook, *, attempts: int
+    uow: UnitOfWork,
+    inbox_id: int,
+    parsed: ParsedWebhook,
+    *,
+    attempts: int,
+    refused: Callable[[BaseException], bool] | None = None,
 ) -> ingest.Outcome:
-    """Apply what a domain rule does not refuse, item by item; mark the delivery failed with
+    """Apply the items that are not refused for good, one by one; mark the delivery failed with
     the refusals (or processed, when there were none after all)."""
-    outcome = ingest.process(uow, parsed, isolate=True)
+    outcome = ingest.process(uow, parsed, isolate=True, refused=refused)
     if outcome.failures:
-        error = "; ".join(outcome.failures)[:_ERROR_LENGTH]
+        error = "; ".join(outcome.failures)
+        if attempts >= MAX_ATTEMPTS:
+            error = f"gave up after {attempts} attempts: {error}"
+        error = error[:_ERROR_LENGTH]
         log.warning("webhook delivery failed for good", inbox_id=inbox_id, error=error)
         store.mark_failed(uow.connection, inbox_id, now=utcnow(), attempts=attempts, error=error)
     else:
@@ -204,8 +215,16 @@ def _attempt(uow: UnitOfWork, inbox_id: int, settings: Settings, *, isolate: boo
         log.warning("stored delivery no longer parses", inbox_id=inbox_id, error=error)
         store.mark_failed(uow.connection, inbox_id, now=utcnow(), attempts=attempts, error=error)
         return False
+    if attempts >= MAX_ATTEMPTS:
+        # The last try goes item by item, and only an outage fails every item: an item that
+        # keeps failing for a reason nobody foresaw must not hold its neighbours back for good.
+        refused = _is_not_outage
+        isolate = True
+    else:
+        refused = None
     if isolate:
-        return not _settle(uow, inbox_id, parsed, attempts=attempts).failures
+        outcome = _settle(uow, inbox_id, parsed, attempts=attempts, refused=refused)
+        return not outcome.failures
     ingest.process(uow, parsed)
     store.mark_processed(uow.connection, inbox_id, now=utcnow(), attempts=attempts)
     return True
@@ -292,6 +311,19 @@ def retry(
     with db.reading() as conn:
         after = store.lookup(conn, ids=ids)
     return replays + [Replay(e.delivery_key, e.state, e.channel, e.last_error) for e in after]
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether trying again cannot help: it does not parse, or an item is refused for good
+    (a domain rule, data no backend takes), so the item-by-item pass applies the others.
+
+    Anything else (the database, a bug about to be fixed by a deploy) is worth retrying.
+    """
+    return isinstance(exc, PayloadError) or ingest.is_refusal(exc)
+
+
+def _is_not_outage(exc: BaseException) -> bool:
+    return not (dialect.is_unavailable(exc) or dialect.is_retryable(exc))
 
 
 def describe(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from kobliat.http import Strict
+from kobliat.http import ReadableJson, Strict
 from kobliat.messages.model import ContentType, Direction, Message
 
 MessageStatus = Literal["received", "pending", "sent", "delivered", "read", "failed"]
@@ -46,7 +46,7 @@ class MessageOut(BaseModel):
     )
     content_type: ContentType = Field(description="what kind of content `body` holds")
     body: str | None = Field(description="the text, the caption, or a summary of the content")
-    metadata: dict[str, Any] = Field(
+    metadata: ReadableJson = Field(
         description="media ids and URLs, captions, location, reply context, status history, "
         "the provider's raw payload (`raw`)"
     )

@@ -13,22 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import SecretStr
-from starlette.concurrency import run_in_threadpool
 
-from kobliat import metrics
+from kobliat import metrics, tracing
 from kobliat.bootstrap import Container
 from kobliat.channels import generic, telegram, twilio, whatsapp
 from kobliat.channels.records import PayloadError
 from kobliat.db.types import utcnow
 from kobliat.http import container
+from kobliat.inbox import group_commit
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
 from kobliat.problems import Problem, documented
+from kobliat.webhooks.headers import refuse_repeated_headers
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(refuse_repeated_headers)]
+)
 
 _COMMON_HEADERS = ("content-type", "user-agent")
 # Not configured or database down (503), unsigned (401), too big (413) or slow (408),
@@ -145,7 +148,9 @@ def signed_url(request: Request, public_url: str | None) -> str:
 
 async def _accept(app: Container, delivery: Delivery) -> Response:
     try:
-        receipt = await run_in_threadpool(inbox.accept, app.db, delivery, app.settings)
+        with tracing.span("kobliat.ingest", channel=delivery.channel) as span:
+            receipt = await group_commit.accept(app.ingest_writer, app.db, delivery, app.settings)
+            span.set_attribute("kobliat.ingest.status", receipt.status)
     except PayloadError as exc:
         metrics.WEBHOOKS.labels(delivery.channel, "malformed").inc()
         raise Problem(400, "malformed-payload", str(exc)) from exc

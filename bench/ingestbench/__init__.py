@@ -1,0 +1,1 @@
+"""The ingest bench, one module per phase; run it with `uv run python bench/ingest.py`."""

@@ -1,0 +1,230 @@
+"""Group commit for the webhook hot path on PostgreSQL.
+
+Each verified delivery the fast path can take (`kobliat.ingest_fast`) is handed to one writer per
+process. The writer takes everything pending (up to `batch_size`), sorts it by sender so two
+processes' writers lock conversations in the same order, and sends it as ONE pipelined
+transaction on its own psycopg async connection: BEGIN, one prepared function call per
+delivery, COMMIT, in a single round trip. Each request is answered only after that shared commit,
+so a delivery is still durable before its 200. When the batch fails as a whole (a deadlock, a
+bad delivery, a lost connection), nothing of it is kept and every delivery in it goes through the
+general flow on its own, which retries, stores failures for the worker, and answers as before:
+one bad delivery costs its neighbours a slower path, never their delivery.
+
+In `kobliat serve` the writer is a task on the server's event loop (`serving`, entered by the
+app's lifespan): handing it a delivery costs no thread switch at all. Without it (an app whose
+lifespan never ran, a script) the writer runs its own event loop in a thread, so requests on any
+event loop can still hand it work; that writer closes its connection after a quiet spell and
+starts again on the next delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable
+from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import cast
+
+import psycopg
+import structlog
+from sqlalchemy.engine import make_url
+from starlette.concurrency import run_in_threadpool
+
+from kobliat import ingest_fast
+from kobliat.db.engine import Database
+from kobliat.inbox import service as inbox
+from kobliat.inbox.model import Delivery
+from kobliat.settings import Settings
+
+log = structlog.get_logger(__name__)
+Answer = ingest_fast.Answer
+Waiter = Future[Answer] | asyncio.Future[Answer]
+Pending = tuple[ingest_fast.FastCall, Waiter]
+
+
+class GroupCommit:
+    """One writer: batches fast-path deliveries into shared, pipelined transactions."""
+
+    def __init__(self, url: str, *, batch_size: int = 64, idle_seconds: float = 5.0) -> None:
+        self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
+        self._batch_size = batch_size
+        self._idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._pending: list[Pending] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the writer runs
+        self._wake: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def submit(self, call: ingest_fast.FastCall) -> Awaitable[Answer]:
+        """Queue one delivery; the answer comes once its batch has committed (or failed)."""
+        with self._lock:
+            if self._loop is None:
+                self._start_thread()
+            loop, wake = self._loop, self._wake
+            assert loop is not None and wake is not None
+            if _running_loop() is loop:
+                here: asyncio.Future[Answer] = loop.create_future()
+                self._pending.append((call, here))
+                wake.set()
+                return here
+            there: Future[Answer] = Future()
+            self._pending.append((call, there))
+            loop.call_soon_threadsafe(wake.set)
+        return asyncio.wrap_future(there)
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Run the writer as a task on the running event loop while the block runs."""
+        self.close()  # a thread writer started before (none in a server) hands over
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._loop, self._wake = loop, asyncio.Event()
+        task = loop.create_task(self._run(idle_seconds=None))
+        try:
+            yield
+        finally:
+            self.close()
+            await task
+
+    def close(self) -> None:
+        """Stop the writer after what is pending, and close its connection."""
+        with self._lock:
+            loop, wake, thread = self._loop, self._wake, self._thread
+            if loop is None or wake is None:
+                return
+            self._stopping = True
+        loop.call_soon_threadsafe(wake.set)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    def _start_thread(self) -> None:
+        started = threading.Event()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop, self._wake = loop, asyncio.Event()
+            started.set()
+            try:
+                loop.run_until_complete(self._run(idle_seconds=self._idle_seconds))
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="kobliat-group-commit", daemon=True)
+        self._thread.start()
+        started.wait()
+
+    async def _run(self, *, idle_seconds: float | None) -> None:
+        conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        wake = self._wake
+        assert wake is not None
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(wake.wait(), idle_seconds)
+                    idle = False
+                except TimeoutError:
+                    idle = True
+                wake.clear()
+                batch = self._take()
+                while batch:
+                    conn = await self._commit(conn, batch)
+                    batch = self._take()
+                with self._lock:
+                    if not self._pending and (self._stopping or idle):
+                        # The next submit starts a new writer.
+                        self._loop = self._wake = self._thread = None
+                        self._stopping = False
+                        return
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    def _take(self) -> list[Pending]:
+        with self._lock:
+            taken, self._pending = (
+                self._pending[: self._batch_size],
+                self._pending[self._batch_size :],
+            )
+        # A request cancelled meanwhile (its client went away) is not written.
+        live = [item for item in taken if _claim(item[1])]
+        return sorted(live, key=lambda item: item[0].order)
+
+    async def _commit(
+        self, conn: psycopg.AsyncConnection[tuple[object, ...]] | None, batch: list[Pending]
+    ) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
+        """Write one batch; returns the connection to use next (None after a failure)."""
+        try:
+            if conn is None:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            answers = await _write(conn, [call for call, _ in batch])
+        except Exception as exc:
+            log.warning("group commit failed; its deliveries take the general flow", error=exc)
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            if conn is not None:
+                await conn.close()
+            return None
+        for (_, done), answer in zip(batch, answers, strict=True):
+            if not done.done():
+                done.set_result(answer)
+        return conn
+
+
+def running(writer: GroupCommit | None) -> AbstractAsyncContextManager[None]:
+    """The writer on the server's event loop while the app runs (nothing without one)."""
+    return nullcontext() if writer is None else writer.serving()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _claim(done: Waiter) -> bool:
+    """Whether a waiter still wants its answer (and, across threads, can no longer cancel)."""
+    if isinstance(done, Future):
+        return done.set_running_or_notify_cancel()
+    return not done.cancelled()
+
+
+async def _write(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], calls: list[ingest_fast.FastCall]
+) -> list[ingest_fast.Answer]:
+    """BEGIN, every call, COMMIT, sent together; the answers once the commit is done."""
+    cursors = []
+    async with conn.pipeline(), conn.transaction():
+        for call in calls:
+            cursor = conn.cursor()
+            await cursor.execute(ingest_fast.STATEMENT, call.params, prepare=True)
+            cursors.append(cursor)
+    answers = []
+    for cursor in cursors:
+        row = await cursor.fetchone()
+        assert row is not None
+        answers.append(cast(ingest_fast.Answer, row[0]))
+    return answers
+
+
+async def accept(
+    writer: GroupCommit | None, db: Database, delivery: Delivery, settings: Settings
+) -> inbox.Receipt:
+    """Take in a verified delivery: through the group commit when it can, else the general
+    flow. Raises PayloadError (nothing stored) when it is malformed."""
+    parsed = inbox.parse(delivery, settings)
+    call = ingest_fast.prepare(delivery, parsed) if writer is not None else None
+    if writer is not None and call is not None:
+        try:
+            answer = await writer.submit(call)
+        except Exception:
+            answer = "fallback"  # logged by the writer; the general flow stores it
+        if answer == "delivery-duplicate":
+            return inbox.Receipt("duplicate", parsed.delivery_key)
+        outcome = ingest_fast.receipt_outcome(answer)
+        if outcome is not None:
+            return inbox.Receipt("processed", parsed.delivery_key, outcome)
+    return await run_in_threadpool(inbox.accept, db, delivery, settings, parsed=parsed)

@@ -1,0 +1,146 @@
+"""The one-statement twin of the ingest flow's common case (PostgreSQL).
+
+A delivery carrying one plain inbound message from a known sender (whose name and metadata
+have not changed) into its open direct conversation is most of the traffic. For it, the server
+function `kobliat_ingest_direct` (migration 0008) writes, in one round trip, exactly the rows
+and the event `kobliat.inbox.service.accept` would: the inbox row, the message (once per channel
+and provider id), the forward-only activity times, the conversation's sequence and feed-order
+key (as `kobliat.events.outbox.append`), and the outbox row with the same CloudEvents envelope,
+built here by the same model code. Everything else is not `eligible` here, and the function
+answers 'fallback' (having written nothing) when the database disagrees: the caller then runs
+the general flow. tests/integration/test_ingest_fast.py holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+import orjson
+
+from kobliat import ingest
+from kobliat.channels.records import InboundMessage, ParsedWebhook, Party
+from kobliat.customers import service as customers
+from kobliat.db.types import utcnow
+from kobliat.errors import DomainError
+from kobliat.events.envelope import to_cloudevent
+from kobliat.inbox.model import Delivery
+from kobliat.messages.model import Message
+
+Answer = Literal["stored", "duplicate", "delivery-duplicate", "fallback"]
+
+# Built once; `prepare=True` at execution keeps it a server-side prepared statement.
+STATEMENT = (
+    "SELECT kobliat_ingest_direct(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb,"
+    " %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb)"
+)
+# Filled in by the function once it has found the conversation and the sender.
+_PLACEHOLDER = UUID(int=0)
+# How U+0000 reaches a parsed payload: a JSON escape, or a percent-encoded form field.
+_NUL_MARKERS = (b"\\u0000", b"%00", b"\x00")
+# Keys whose values the general flow resolves against stored messages, or treats as an edit.
+_GENERAL_ONLY = ("edited", "reply_to", "reaction")
+
+
+@dataclass(frozen=True, slots=True)
+class FastCall:
+    """One delivery ready for `kobliat_ingest_direct`: its parameters and its lock order."""
+
+    params: tuple[Any, ...]
+    order: tuple[str, str]  # the sender's identity: writers lock conversations in this order
+
+
+def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
+    """The fast-path call for a delivery, or None when only the general flow can take it."""
+    if any(marker in delivery.body for marker in _NUL_MARKERS):
+        return None  # rare: the general flow replaces U+0000 (walking the whole payload)
+    if len(parsed.items) != 1 or not isinstance(parsed.items[0], InboundMessage):
+        return None
+    record = parsed.items[0]
+    if record.conversation.kind != "direct" or any(k in record.metadata for k in _GENERAL_ONLY):
+        return None
+    try:
+        sender = _party(record.sender)
+        business = _party(record.business)
+        message, envelope = _drafted(record)
+    except (DomainError, _Unsupported):
+        return None  # the general flow refuses it with the right problem, or handles it
+    now = message.created_at
+    params = (
+        delivery.channel,
+        parsed.delivery_key,
+        delivery.body,
+        _json(delivery.headers),
+        delivery.received_at,
+        now,
+        record.channel,
+        *sender,
+        *business,
+        message.id,
+        message.external_message_id,
+        message.content_type,
+        message.body,
+        _json(message.metadata),
+        message.sent_at,
+        UUID(envelope["id"]),
+        _json(envelope),
+    )
+    return FastCall(params=params, order=(sender[0], sender[1]))
+
+
+def receipt_outcome(answer: Answer) -> ingest.Outcome | None:
+    """The webhook's outcome for the function's answer; None for a delivery seen before."""
+    if answer == "stored":
+        return ingest.Outcome(messages=1)
+    if answer == "duplicate":
+        return ingest.Outcome(duplicates=1)
+    return None
+
+
+class _Unsupported(Exception):
+    """A profile change the function's containment test cannot judge exactly."""
+
+
+def _party(party: Party) -> tuple[str, str, str | None, str | None]:
+    """(type, id, name, metadata) as the function compares them with the stored customer."""
+    kind, key = customers.canonical_identity(party.external_type, party.external_id)
+    metadata = party.metadata or None
+    # Merging a patch changes nothing exactly when the stored metadata contains it, unless
+    # the patch removes keys (null) or replaces arrays: those go the general way.
+    if metadata is not None and not _containment_exact(metadata):
+        raise _Unsupported
+    return kind, key, party.name, None if metadata is None else _json(metadata)
+
+
+def _containment_exact(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_containment_exact(v) for v in value.values())
+    return value is not None and not isinstance(value, list)
+
+
+def _drafted(record: InboundMessage) -> tuple[Message, dict[str, Any]]:
+    """The message and its envelope as the general flow makes them, minus what the database
+    fills in (conversation, sender, sequence)."""
+    message = Message.new(
+        conversation_id=_PLACEHOLDER,
+        direction="inbound",
+        channel=record.channel,
+        content_type=record.content_type,
+        body=record.body,
+        sent_at=record.sent_at,
+        now=utcnow(),
+        sender_customer_id=_PLACEHOLDER,
+        external_message_id=record.external_message_id,
+        metadata=dict(record.metadata),
+        status="received",
+    )
+    event = message.created_event()
+    return message, to_cloudevent(event, sequence=0)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+__all__ = ["STATEMENT", "Answer", "FastCall", "prepare", "receipt_outcome"]
