@@ -29,11 +29,6 @@ REFUSED = "failed"  # the receipt of a delivery kept, but none of its items appl
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=False,
-    reason="a signed generic message nested 300 levels deep is a 500: the fast ingest path's "
-    "orjson raises TypeError 'Recursion limit reached' (kobliat/ingest_fast.py _json)",
-)
 def test_hostile_input_on_every_endpoint_is_4xx_and_stores_nothing(
     pg_url: str, workdir: Path, rng: random.Random
 ) -> None:
