@@ -2,7 +2,7 @@
 
 A delivery carrying one plain inbound message from a known sender (whose name and metadata
 have not changed) into its open direct conversation is most of the traffic. For it, the server
-function `kobliat_ingest_direct` (migration 0008) writes, in one round trip, exactly the rows
+function `kobliat_ingest_direct` (migration 0007) writes, in one round trip, exactly the rows
 and the event `kobliat.inbox.service.accept` would: the inbox row, the message (once per channel
 and provider id), the forward-only activity times, the conversation's sequence and feed-order
 key (as `kobliat.events.outbox.append`), and the outbox row with the same CloudEvents envelope,

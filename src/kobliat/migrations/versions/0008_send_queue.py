@@ -5,14 +5,14 @@ row of each conversation (`queued` → `sending` under a lease), so one conversa
 one send in flight and its messages go out in creation order. A sent row is deleted (the message
 holds the provider's id and status); a failed one stays for an operator.
 
-Revision ID: 0007
-Revises: 0008
+Revision ID: 0008
+Revises: 0007
 """
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0008"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
