@@ -26,6 +26,7 @@ def environment(database_url: str, **settings: str) -> dict[str, str]:
         KOBLIAT_DATABASE_URL=database_url,
         KOBLIAT_WHATSAPP_APP_SECRET=WHATSAPP_SECRET,
         KOBLIAT_API_KEYS="test-key",
+        KOBLIAT_SUBSCRIPTIONS_ALLOW_PRIVATE="true",  # the test's subscriber is on loopback
         KOBLIAT_RELAY_POLL_SECONDS="0.05",
         KOBLIAT_WEBHOOK_RETRY_BASE_SECONDS="0.05",
         KOBLIAT_WEBHOOK_RETRY_MAX_SECONDS="0.5",
