@@ -100,12 +100,13 @@ def _orphans(db: Database, relay: Kobliat) -> dict[tuple[object, str], int]:
 
 
 def _taken_over(db: Database, orphaned: dict[tuple[object, str], int]) -> bool:
-    """Every head the dead relay had leased has been delivered further by another relay."""
+    """Every head the dead relay had leased has been delivered further by another relay (or
+    caught up entirely: caught-up heads are deleted)."""
     heads = delivery_heads.c
     with db.reading() as conn:
         rows = conn.execute(select(heads.sink_id, heads.aggregate_id, heads.delivered_sequence))
         now = {(r.sink_id, r.aggregate_id): r.delivered_sequence for r in rows}
-    return all(now[key] > seq for key, seq in orphaned.items())
+    return all(now.get(key, seq + 1) > seq for key, seq in orphaned.items())
 
 
 def _count(db: Database, table: object) -> int:
