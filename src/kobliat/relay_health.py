@@ -34,6 +34,12 @@ def health_app(container: Container, relay: Relay) -> FastAPI:
     return app
 
 
+async def _serve(web: uvicorn.Server) -> None:
+    # uvicorn exits the process when it cannot bind; end only this task (it has logged why).
+    with contextlib.suppress(SystemExit):
+        await web.serve()
+
+
 async def run(container: Container, relay: Relay, *, host: str, port: int | None) -> None:
     """Run the relay until it stops; with a `port`, serve its health endpoints meanwhile."""
     if port is None:
@@ -44,7 +50,11 @@ async def run(container: Container, relay: Relay, *, host: str, port: int | None
         health_app(container, relay), host=host, port=port, lifespan="off", **options
     )
     web = _RelayServer(config)
-    serving = asyncio.create_task(web.serve())
+    serving = asyncio.create_task(_serve(web))
+    while not web.started:  # the relay starts only once its health can be seen
+        if serving.done():
+            raise SystemExit(f"kobliat relay: cannot serve health on {host}:{port} (see above)")
+        await asyncio.sleep(0.05)
     try:
         await relay.run()
     finally:
