@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 inbox_worker.running(app.state.kobliat.db, app.state.kobliat.settings),
                 group_commit.running(app.state.kobliat.ingest_writer),
                 _relay(app),
+                _sender(app),
             ):
                 yield
         finally:
@@ -123,6 +124,25 @@ async def _relay(app: FastAPI) -> AsyncIterator[None]:
         relay.stop()
         await asyncio.wait_for(task, timeout=30)
         app.state.relay = None
+
+
+@asynccontextmanager
+async def _sender(app: FastAPI) -> AsyncIterator[None]:
+    """Send queued replies from this process while the app runs (unless
+    KOBLIAT_SENDER_ENABLED is false, or no channel's sending is configured)."""
+    kobliat: Container = app.state.kobliat
+    sender = bootstrap.build_sender(kobliat) if kobliat.settings.sender_enabled else None
+    app.state.sender = sender
+    if sender is None:
+        yield
+        return
+    task = asyncio.create_task(sender.run())
+    try:
+        yield
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, timeout=kobliat.settings.send_timeout_seconds + 30)
+        app.state.sender = None
 
 
 READY_EXAMPLE = {

@@ -14,6 +14,7 @@ from kobliat.settings import Settings
 
 if TYPE_CHECKING:
     from kobliat.events.relay import Relay
+    from kobliat.sending.sender import Sender
 
 
 @dataclass
@@ -89,3 +90,15 @@ def build_relay(container: Container) -> Relay:
         poll_seconds=settings.relay_poll_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),
     )
+
+
+def build_sender(container: Container) -> Sender | None:
+    """The sender for the providers whose sending is configured; None when there is none."""
+    from kobliat.sending import clients, plan
+    from kobliat.sending.sender import Sender
+
+    settings = container.settings
+    available = plan.configured(settings)
+    if not available:
+        return None
+    return Sender(container.db, clients.build(settings, available), settings)

@@ -18,6 +18,7 @@ from kobliat.bootstrap import Container
 from kobliat.db import migrate as migrations
 from kobliat.db.engine import Database
 from kobliat.inbox import commands as inbox_commands
+from kobliat.sending import commands as outbox_commands
 from kobliat.settings import Settings
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage REST API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(inbox_commands.app, name="inbox")
+app.add_typer(outbox_commands.app, name="outbox")
 console = Console(stderr=True)
 
 

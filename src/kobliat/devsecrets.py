@@ -3,8 +3,6 @@ so `serve` and `simulate` agree without anyone committing or pasting secrets."""
 
 from __future__ import annotations
 
-import base64
-import secrets
 from pathlib import Path
 
 from kobliat.settings import Settings
@@ -19,13 +17,12 @@ CHANNEL_SECRETS = (
 
 def generate() -> dict[str, str]:
     """One fresh random secret per channel setting."""
+    from kobliat.channels import registry
+
     return {
-        "KOBLIAT_WHATSAPP_APP_SECRET": secrets.token_hex(16),
-        "KOBLIAT_WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
-        "KOBLIAT_TELEGRAM_SECRET_TOKEN": secrets.token_urlsafe(24),
-        "KOBLIAT_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
-        "KOBLIAT_GENERIC_WEBHOOK_SECRET": "whsec_"
-        + base64.b64encode(secrets.token_bytes(24)).decode(),
+        name: make()
+        for channel in registry.CHANNELS.values()
+        for name, make in channel.secrets.items()
     }
 
 

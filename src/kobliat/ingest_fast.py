@@ -2,7 +2,7 @@
 
 A delivery carrying one plain inbound message from a known sender (whose name and metadata
 have not changed) into its open direct conversation is most of the traffic. For it, the server
-function `kobliat_ingest_direct` (migration 0008) writes, in one round trip, exactly the rows
+function `kobliat_ingest_direct` (migration 0007) writes, in one round trip, exactly the rows
 and the event `kobliat.inbox.service.accept` would: the inbox row, the message (once per channel
 and provider id), the forward-only activity times, the conversation's sequence and feed-order
 key (as `kobliat.events.outbox.append`), and the outbox row with the same CloudEvents envelope,
@@ -20,7 +20,7 @@ from uuid import UUID
 import orjson
 
 from kobliat import ingest
-from kobliat.channels.records import InboundMessage, ParsedWebhook, Party
+from kobliat.channels.records import InboundMessage, ParsedWebhook, Party, refuse_unstorable
 from kobliat.customers import service as customers
 from kobliat.db.types import utcnow
 from kobliat.errors import DomainError
@@ -61,11 +61,26 @@ def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
     if record.conversation.kind != "direct" or any(k in record.metadata for k in _GENERAL_ONLY):
         return None
     try:
+        refuse_unstorable(record)  # too deep, NaN: the general flow refuses the item alone
         sender = _party(record.sender)
         business = _party(record.business)
         message, envelope = _drafted(record)
-    except (DomainError, _Unsupported):
-        return None  # the general flow refuses it with the right problem, or handles it
+        return _call(delivery, parsed, record, sender, business, message, envelope)
+    except (DomainError, _Unsupported, TypeError):
+        # TypeError: orjson refuses what JSON cannot carry (lone surrogates, runaway depth);
+        # the general flow cleans or refuses it, item by item.
+        return None
+
+
+def _call(
+    delivery: Delivery,
+    parsed: ParsedWebhook,
+    record: InboundMessage,
+    sender: tuple[str, str, str | None, str | None],
+    business: tuple[str, str, str | None, str | None],
+    message: Message,
+    envelope: dict[str, Any],
+) -> FastCall:
     now = message.created_at
     params = (
         delivery.channel,

@@ -153,6 +153,8 @@ def configure(level: str = "INFO", *, secrets: Iterable[str] = (), fmt: str = "c
         handler.setFormatter(formatter)
         if not any(isinstance(f, MaskPhones) for f in handler.filters):
             handler.addFilter(MaskPhones())
+    # httpx logs every request's URL at INFO, and a Telegram Bot API URL holds the bot token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         processors=processors(fmt),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -58,3 +58,14 @@ NATS_STREAM_SETTINGS_APPLIED = Gauge(
     "1 when the stream has the configured replicas and duplicate window, 0 when JetStream "
     "refused a change (see /readyz)",
 )
+# Sending replies through the providers.
+SENDS = Counter(
+    "kobliat_sends_total",
+    "Outbound send attempts by channel, provider and outcome (sent, retried, failed, unknown)",
+    ["channel", "provider", "outcome"],
+)
+SEND_QUEUE = Gauge(
+    "kobliat_send_queue",
+    "Outbound messages waiting to be sent (queued), in flight (sending) or failed",
+    ["state"],
+)

@@ -151,6 +151,43 @@ CATALOG: dict[str, Entry] = {
     "idempotency-key-reused": Entry(
         409, "The Idempotency-Key was used before with a different request body."
     ),
+    # Sending replies (docs/sending.md)
+    "conversation-not-sendable": Entry(
+        422,
+        "The channel cannot deliver to this conversation (a multi conversation, a Twilio "
+        "group, a group without its provider id); post to each direct conversation.",
+    ),
+    "content-type-not-sendable": Entry(
+        422, "The conversation's channel cannot send this content type (docs/sending.md)."
+    ),
+    "media-url-missing": Entry(422, "A media message needs `metadata.url`, the media's URL."),
+    "location-missing": Entry(
+        422, "A location needs numeric `metadata.latitude` and `metadata.longitude`."
+    ),
+    "template-invalid": Entry(
+        422,
+        "A WhatsApp template needs `metadata.name` and `metadata.language`; through Twilio, "
+        "`metadata.content_sid`.",
+    ),
+    "recipient-unknown": Entry(
+        422, "kobliat cannot tell which participant to send to: let the customer write first."
+    ),
+    "sender-unknown": Entry(
+        422,
+        "No business endpoint to send from (for WhatsApp conversations opened through the API, "
+        "set KOBLIAT_WHATSAPP_PHONE_NUMBER_ID).",
+    ),
+    "reply-target-invalid": Entry(
+        422,
+        "`metadata.reply_to_message_id` must name a message of this conversation that has an "
+        "`external_message_id`.",
+    ),
+    "reply-not-sendable": Entry(422, "This channel (Twilio) has no reply context."),
+    "whatsapp-window-closed": Entry(
+        409,
+        "More than 24 hours since the customer last wrote (or they never did): WhatsApp only "
+        "takes a template message (`content_type` `template`) now.",
+    ),
     # Errors of the HTTP layer itself
     "bad-request": Entry(400, "The request cannot be read."),
     "unauthorized": Entry(401, "Credentials are missing or wrong."),

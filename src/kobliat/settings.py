@@ -60,6 +60,23 @@ class Settings(BaseSettings):
     # Let subscriptions target loopback, private, link-local and other internal addresses
     # (development only: otherwise a subscription could reach services behind the firewall).
     subscriptions_allow_private: bool = False
+    # Sending replies (see docs/sending.md). A channel sends once its credentials are set.
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com/v24.0"
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    twilio_account_sid: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    generic_outbound_url: str | None = None
+    sender_enabled: bool = True
+    send_poll_seconds: float = Field(default=0.25, gt=0)
+    send_timeout_seconds: float = Field(default=15.0, gt=0)
+    send_lease_seconds: float = Field(default=60.0, gt=0)
+    send_max_attempts: int = Field(default=12, ge=1)
+    send_retry_base_seconds: float = Field(default=1.0, gt=0)
+    send_retry_max_seconds: float = Field(default=300.0, gt=0)
+    send_concurrency: int = Field(default=32, ge=1)  # conversations sent to at once per process
     # The HTTP edge (see README, "Running it in production"): request bodies are counted while
     # they stream in and refused past these sizes; slow or idle clients are cut off.
     webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

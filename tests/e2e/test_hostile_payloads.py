@@ -151,3 +151,23 @@ def test_last_attempt_applies_the_items_that_work_and_fails_the_rest(db: Databas
     assert row["last_error"].startswith(f"gave up after {MAX_ATTEMPTS} attempts: status")
     assert "wamid.theirs" not in row["last_error"]
     assert "[SQL" not in row["last_error"] and "[parameters" not in row["last_error"]
+
+
+def test_a_known_senders_single_message_keeps_the_same_limits_on_the_fast_path(
+    db: Database,
+) -> None:
+    # On PostgreSQL a known sender's single message takes the one-statement path: the limits
+    # and the cleaning must hold there exactly as in the general flow.
+    hooks = webhooks_for(db)
+    assert hooks.generic(dump(generic.message_obj(message_id="msg-first"))).status_code == 200
+    deep = hooks.generic(dump(generic.message_obj(message_id="msg-deep2", metadata=nested(100))))
+    way_deep = hooks.generic(
+        dump(generic.message_obj(message_id="msg-deep3", metadata=nested(300)))
+    )
+    broken = dump(generic.message_obj(message_id="msg-surrogate", body="odd XX text"))
+    odd = hooks.generic(broken.replace(b"XX", LONE_SURROGATE))
+
+    assert [r.status_code for r in (deep, way_deep, odd)] == [200, 200, 200]
+    assert deep.json()["status"] == way_deep.json()["status"] == "failed"
+    assert message_by_external_id(db, "msg-surrogate")["body"] == "odd \ufffd text"
+    assert count(db, messages) == 2

@@ -52,9 +52,10 @@ class PostgresCluster:
         """URL of a database in this cluster (trust auth on loopback)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def pause(self) -> None:
-        """Shut the server down (fast: sessions are told and closed), keeping its files."""
-        self._pg_ctl("-m", "fast", "-w", "stop")
+    def pause(self, *, immediate: bool = False) -> None:
+        """Shut the server down (fast: sessions are told and closed; immediate: as a crash,
+        no checkpoint), keeping its files."""
+        self._pg_ctl("-m", "immediate" if immediate else "fast", "-w", "stop")
 
     def resume(self) -> None:
         """Start the server again on the same port after `pause`."""
@@ -84,8 +85,10 @@ class PostgresCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster() -> PostgresCluster:
-    """initdb + start on a free loopback port; raises PostgresUnavailable when impossible."""
+def start_cluster(*, durable: bool = False) -> PostgresCluster:
+    """initdb + start on a free loopback port; raises PostgresUnavailable when impossible.
+    `durable`: synchronous_commit=on, so acknowledged commits survive an immediate stop (with
+    it off, the test default, a crash loses the last commits)."""
     bindir = _bindir()
     if not (bindir / "initdb").exists():
         raise PostgresUnavailable(f"no initdb in {bindir}")
@@ -119,7 +122,8 @@ def start_cluster() -> PostgresCluster:
     )
     options = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+        f"-c synchronous_commit={'on' if durable else 'off'} -c full_page_writes=off "
+        "-c max_connections=300 "
         "-c shared_buffers=128MB"
     )
     started = subprocess.run(

@@ -56,7 +56,11 @@ def running_receiver() -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            length = int(self.headers.get("content-length", "0"))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request: nothing was delivered
+                self.close_connection = True
+                return
             delivery = Delivery(headers={k.lower(): v for k, v in self.headers.items()}, body=body)
             with state.lock:  # the answer is decided on arrival, then given after the delay
                 state.arrived += 1

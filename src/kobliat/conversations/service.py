@@ -213,6 +213,12 @@ def get(conn: Connection, conversation_id: UUID) -> Conversation:
     return found
 
 
+def lock(uow: UnitOfWork, conversation_id: UUID) -> Conversation:
+    """The conversation, its row locked until the unit of work ends (or NotFound): writers
+    of one conversation then take their turns, in the order their messages are stamped."""
+    return _locked(uow, conversation_id)
+
+
 def _locked(uow: UnitOfWork, conversation_id: UUID) -> Conversation:
     found = store.get(uow.connection, conversation_id, for_update=True)
     if found is None:

@@ -116,6 +116,28 @@ pending_statuses = Table(
     UniqueConstraint("channel", "external_message_id", "status", name="pending_statuses_uq"),
 )
 
+# --- Sending ---------------------------------------------------------------------------------
+# One row per outbound message kobliat delivers to a provider (see kobliat.sending).
+send_queue = Table(
+    "send_queue",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("message_id", Uuid, nullable=False, unique=True),
+    Column("conversation_id", Uuid, nullable=False),
+    Column("provider", Text, nullable=False),  # whatsapp | telegram | twilio | generic
+    Column("route", Json, nullable=False),  # who sends to whom, fixed when the message was posted
+    Column("state", Text, nullable=False),  # queued | sending | failed (sent rows are deleted)
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("leased_until", UTCDateTime),
+    Column("lease_owner", Text),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # --- Webhook inbox ----------------------------------------------------------------------------
 inbox = Table(
     "inbox",

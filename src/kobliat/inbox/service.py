@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl
 
 import structlog
 
 from kobliat import ingest
-from kobliat.channels import generic, telegram, twilio, whatsapp
+from kobliat.channels import registry
 from kobliat.channels.records import ParsedWebhook, PayloadError
 from kobliat.db import dialect
 from kobliat.db.engine import Database
@@ -55,27 +54,13 @@ class Replay:
 
 def form_pairs(body: bytes) -> list[tuple[str, str]]:
     """The fields of an `application/x-www-form-urlencoded` body, in order, repeats kept."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadError(f"form body is not UTF-8: {exc}") from exc
-    return parse_qsl(text, keep_blank_values=True)
+    return registry.form_pairs(body)
 
 
 def parse(delivery: Delivery, settings: Settings) -> ParsedWebhook:
     """The records a delivery carries; PayloadError when it is malformed."""
-    match delivery.channel:
-        case "whatsapp":
-            return whatsapp.parse(delivery.body)
-        case "telegram":
-            return telegram.parse(
-                delivery.body, bot_id=settings.telegram_bot_id, received_at=delivery.received_at
-            )
-        case "twilio":
-            return twilio.parse(form_pairs(delivery.body), received_at=delivery.received_at)
-        case "generic":
-            return generic.parse(delivery.body, delivery_id=delivery.headers["webhook-id"])
-    raise ValueError(f"no parser for channel {delivery.channel!r}")
+    channel = registry.get(delivery.channel)
+    return channel.parse(delivery.body, delivery.headers, delivery.received_at, settings)
 
 
 def accept(

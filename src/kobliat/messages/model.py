@@ -23,6 +23,9 @@ ContentType = Literal[
     "reaction",
     "structured",
     "unknown",
+    # An outbound WhatsApp template (metadata: name, language, components); stored as text in
+    # the content_type column, like every other type.
+    "template",
 ]
 CONTENT_TYPES: tuple[str, ...] = get_args(ContentType)
 # Delivery statuses only move forward. A provider may report `read` without `delivered`, or

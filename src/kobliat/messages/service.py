@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -121,10 +122,15 @@ def _earlier(conn: Connection, attempt: Message) -> Message:
             )
     if earlier is None:
         raise RuntimeError("message insert conflicted with nothing visible")
-    same = (earlier.content_type, earlier.body, earlier.metadata, earlier.sender_customer_id) == (
+    same = (
+        earlier.content_type,
+        earlier.body,
+        _as_posted(earlier.metadata),
+        earlier.sender_customer_id,
+    ) == (
         attempt.content_type,
         attempt.body,
-        attempt.metadata,
+        _as_posted(attempt.metadata),
         attempt.sender_customer_id,
     )
     if not same:
@@ -133,6 +139,15 @@ def _earlier(conn: Connection, attempt: Message) -> Message:
             code="idempotency-key-reused",
         )
     return earlier
+
+
+# Metadata keys kobliat adds to a message after it was posted (delivery statuses, errors).
+_ADDED_KEYS = frozenset({"status_at", "error", "provider_id"})
+
+
+def _as_posted(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata as it was posted: a repeat of a POST is compared with this."""
+    return {k: v for k, v in metadata.items() if k not in _ADDED_KEYS}
 
 
 def apply_status(
@@ -284,3 +299,47 @@ def list_page(
         newest_first=newest_first,
     )
     return pagination.page_of(rows, limit=limit, kind=kind, key=lambda m: (m.sent_at, m.id))
+
+
+def latest_inbound(conn: Connection, conversation_id: UUID) -> Message | None:
+    """The last message the customer side wrote in this conversation, if any."""
+    return store.latest_inbound(conn, conversation_id)
+
+
+def record_sent(
+    uow: UnitOfWork, message_id: UUID, *, external_message_id: str, at: datetime
+) -> Message:
+    """A provider accepted an outbound message: keep its id, mark it `sent`, and apply the
+    statuses that arrived before the provider's answer did."""
+    current = store.get(uow.connection, message_id)
+    if current is None:
+        raise NotFound(f"no message {message_id}", code="message-not-found")
+    if current.status == "failed":  # an operator's retry of a failed send went through
+        current = replace(current, status="pending")
+    if store.get_by_external_id(uow.connection, current.channel, external_message_id):
+        # The provider's id is stored on another message already (an echo webhook won the
+        # race): keep it in the metadata so nothing is lost, without breaking the unique index.
+        current = replace(
+            current, metadata={**current.metadata, "provider_id": external_message_id}
+        )
+    else:
+        current = replace(current, external_message_id=external_message_id)
+    after, event = current.with_status("sent", error=None, at=at, now=utcnow())
+    store.save_sent(uow.connection, after)
+    if event is not None:
+        uow.emit(event)
+    return apply_pending_statuses(uow, after)
+
+
+def record_send_failure(
+    uow: UnitOfWork, message_id: UUID, *, error: dict[str, Any], at: datetime
+) -> Message:
+    """The provider refused an outbound message (or its outcome is unknown): `failed`."""
+    current = store.get(uow.connection, message_id)
+    if current is None:
+        raise NotFound(f"no message {message_id}", code="message-not-found")
+    after, event = current.with_status("failed", error=error, at=at, now=utcnow())
+    if event is not None:
+        store.save_status(uow.connection, after)
+        uow.emit(event)
+    return after

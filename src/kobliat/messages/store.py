@@ -175,3 +175,29 @@ def page(
     else:
         stmt = stmt.order_by(m.sent_at, m.id)
     return [_to_message(row) for row in conn.execute(stmt.limit(limit))]
+
+
+def latest_inbound(conn: Connection, conversation_id: UUID) -> Message | None:
+    """The conversation's most recent inbound message by provider time."""
+    stmt = (
+        select(messages_t)
+        .where(m.conversation_id == conversation_id, m.direction == "inbound")
+        .order_by(m.sent_at.desc(), m.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).first()
+    return _to_message(row) if row else None
+
+
+def save_sent(conn: Connection, message: Message) -> None:
+    """Persist the provider's id together with status, metadata and updated_at."""
+    conn.execute(
+        update(messages_t)
+        .where(m.id == message.id)
+        .values(
+            external_message_id=message.external_message_id,
+            status=message.status,
+            metadata=message.metadata,
+            updated_at=message.updated_at,
+        )
+    )

@@ -6,13 +6,13 @@ update of a conversation (every message moves `last_activity_at`, itself indexed
 cannot update in place) adds an entry to each of the table's indexes: this one costs one more
 entry per message, which PostgreSQL's bottom-up deletion removes as the row's old versions die.
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 """
 
 from alembic import op
 
-revision = "0006"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None

@@ -8,14 +8,14 @@ nothing and answers 'fallback', so the caller runs the general flow. See kobliat
 
 PostgreSQL only: SQLite has no server-side functions and keeps the general flow.
 
-Revision ID: 0008
-Revises: 0009
+Revision ID: 0007
+Revises: 0006
 """
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0009"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """API keys remember when they were last used (shown by `kobliat keys list`).
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 """
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Sending replies: the send queue, the provider clients and the sender loop."""
