@@ -168,7 +168,7 @@ READY_EXAMPLE = {
     },
     "nats": {
         "state": "connected",
-        "server": "nats://127.0.0.1:4222",
+        "server": "127.0.0.1:4222",
         "stream": "KOBLIAT",
         "replicas": 3,
         "replicas_wanted": 3,
