@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app.include_router(router, dependencies=authed)
     app.include_router(webhooks_router)  # no API key: each channel's own signature
     app.include_router(contract_router)  # public, like /docs
-    _health_routes(app)
+    health_routes(app)
     _problem_pages(app)
     protected = frozenset(
         str(getattr(route, "path", "/")).split("/", 2)[1]
@@ -168,7 +168,7 @@ READY_EXAMPLE = {
     },
     "nats": {
         "state": "connected",
-        "server": "nats://127.0.0.1:4222",
+        "server": "127.0.0.1:4222",
         "stream": "KOBLIAT",
         "replicas": 3,
         "replicas_wanted": 3,
@@ -182,7 +182,9 @@ def _example(answer: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": {"application/json": {"example": answer}}}}
 
 
-def _health_routes(app: FastAPI) -> None:
+def health_routes(app: FastAPI) -> None:
+    """/healthz, /readyz and /metrics, reading `app.state.kobliat` and `app.state.relay`."""
+
     @app.get("/healthz", tags=["health"], name="get_health", responses=_example({"status": "ok"}))
     def healthz() -> dict[str, str]:
         """The process is up."""

@@ -144,23 +144,31 @@ def dev_secrets(
 
 
 @app.command()
-def relay() -> None:
-    """Run the outbox relay on its own (NATS, HTTP subscriptions, pruning); no HTTP API."""
-    from kobliat import bootstrap
+def relay(
+    host: str | None = typer.Option(None, help="interface for --port [KOBLIAT_HOST, 127.0.0.1]"),
+    port: int | None = typer.Option(
+        None, help="serve /healthz, /readyz, /metrics on this port [KOBLIAT_RELAY_PORT, none]"
+    ),
+) -> None:
+    """Run the outbox relay on its own (NATS, HTTP subscriptions, pruning); no HTTP API, only
+    the health endpoints when given a port."""
+    from kobliat import bootstrap, relay_health
 
     settings = _settings()
     logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
     container = bootstrap.build(settings)
     relay = bootstrap.build_relay(container)
+    port = port if port is not None else settings.relay_port
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, relay.stop)
-        await relay.run()
+        await relay_health.run(container, relay, host=host or settings.host, port=port)
 
     nats = "NATS and " if settings.nats_url else ""
-    console.print(f"kobliat relay delivering to {nats}HTTP subscriptions (Ctrl-C stops)")
+    health = f"; health on port {port}" if port is not None else ""
+    console.print(f"kobliat relay delivering to {nats}HTTP subscriptions{health} (Ctrl-C stops)")
     try:
         asyncio.run(run())
     finally:

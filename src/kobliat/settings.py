@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"  # `kobliat serve` listens here (--host overrides)
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int | None = Field(default=None, ge=1)  # serve processes; None: from the cores
+    # `kobliat relay` serves /healthz, /readyz and /metrics on this port (on `host`); None: none.
+    relay_port: int | None = Field(default=None, ge=1, le=65535)
     nats_url: str | None = None
     api_keys: SecretStr | None = None  # comma-separated bearer keys accepted besides stored ones
     whatsapp_app_secret: SecretStr | None = None

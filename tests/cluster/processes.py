@@ -26,6 +26,7 @@ def environment(database_url: str, **settings: str) -> dict[str, str]:
         KOBLIAT_DATABASE_URL=database_url,
         KOBLIAT_WHATSAPP_APP_SECRET=WHATSAPP_SECRET,
         KOBLIAT_API_KEYS="test-key",
+        KOBLIAT_SUBSCRIPTIONS_ALLOW_PRIVATE="true",  # the test's subscriber is on loopback
         KOBLIAT_RELAY_POLL_SECONDS="0.05",
         KOBLIAT_WEBHOOK_RETRY_BASE_SECONDS="0.05",
         KOBLIAT_WEBHOOK_RETRY_MAX_SECONDS="0.5",
@@ -39,18 +40,21 @@ def environment(database_url: str, **settings: str) -> dict[str, str]:
 class Kobliat:
     """One kobliat process (`serve` or `relay`)."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, *, health_port: bool = False
+    ) -> None:
+        """`health_port`: give a relay a port for its health endpoints (serve always has one)."""
         self.command, self.env, self.log = command, env, log
-        self.port = free_port() if command[0] == "serve" else None
+        self.port = free_port() if command[0] == "serve" or health_port else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def base(self) -> str:
-        """Base URL of a serve process."""
+        """Base URL of a serve process (or of a relay's health endpoints)."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Kobliat:
-        """Start it; a serve process is waited for until /healthz answers."""
+        """Start it; one with a port is waited for until /healthz answers."""
         args = [str(KOBLIAT), *self.command]
         if self.port is not None:
             args += ["--port", str(self.port)]

@@ -2,7 +2,8 @@
 over the servers (a delivery and its retry landing on different ones) are stored once, every
 event reaches NATS and an HTTP subscriber in per-aggregate order, and when the relay holding
 the dispatch lock (or, between dispatches, holding delivery leases) is killed with SIGKILL,
-the other delivers the rest. Prints how long that took."""
+the other takes over within a bound derived from the lease length and delivers the rest.
+Prints the measured takeover time."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select, text
 from kobliat.db.engine import Database
 from kobliat.db.tables import conversations, customers, delivery_heads, messages
 from kobliat.events.delivery_store import DISPATCH_LOCK
+from kobliat.events.loops import lease_seconds
 from tests.cluster.load import WebhookLoad
 from tests.cluster.processes import Kobliat, environment
 from tests.support.events import assert_in_aggregate_order, expected_events, read_stream
@@ -28,6 +30,14 @@ from tests.support.relay import wait_for
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]
 TOTAL = 600
 SENDERS = 20
+# Short sink timeouts make short leases (a lease is the delivery timeout + a few seconds, on the
+# database's clock), so a dead relay's leases run out quickly.
+TIMEOUT_SECONDS = 2.0
+LEASE_SECONDS = lease_seconds(TIMEOUT_SECONDS)
+# Takeover: the dead relay's leases run out, then the other relay claims and delivers those
+# aggregates. The margin is generous because the machine running the tests is shared and
+# loaded; the measured figure is printed (docs/operations.md quotes it).
+TAKEOVER_BOUND = LEASE_SECONDS + 60
 
 
 @contextmanager
@@ -37,7 +47,9 @@ def _processes(pg_url: str, nats_url: str, tmp_path: Path) -> Iterator[list[Kobl
     procs = [Kobliat(["serve"], serve_env, tmp_path / f"serve{i}.log") for i in range(3)]
     for i in range(2):
         # PGAPPNAME names the relay's database sessions, so the test can see who dispatches.
-        relay_env = {**environment(pg_url, nats_url=nats_url), "PGAPPNAME": f"relay{i}"}
+        timeouts = {"webhook_timeout_seconds": f"{TIMEOUT_SECONDS}"}
+        timeouts["nats_publish_timeout_seconds"] = f"{TIMEOUT_SECONDS}"
+        relay_env = {**environment(pg_url, nats_url=nats_url, **timeouts), "PGAPPNAME": f"relay{i}"}
         procs.append(Kobliat(["relay"], relay_env, tmp_path / f"relay{i}.log"))
     with ExitStack() as stack:
         for proc in procs:
@@ -56,36 +68,45 @@ def _subscribe(base: str, receiver: Receiver) -> None:
 
 
 def _victim(db: Database, relays: list[Kobliat]) -> tuple[Kobliat, str]:
-    """The relay holding the dispatch lock right now, preferably while it also holds delivery
-    leases (the case that makes the other relay wait); else one holding leases."""
+    """The relay holding the dispatch lock, if it also holds delivery leases right now (the
+    case that makes the other relay wait); else the relay holding the most live leases (their
+    owner ids carry the process id); else the dispatch lock's holder."""
     holder = text(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.objid = :key AND l.granted"
     )
-    fallback: tuple[Kobliat, str] | None = None
+    locker: Kobliat | None = None
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         with db.reading() as conn:  # a new transaction each time: pg_stat_activity is cached
             name = conn.execute(holder, {"key": DISPATCH_LOCK}).scalar()
-        if name not in ("relay0", "relay1"):
-            continue
-        relay = relays[int(name[-1])]
-        if _leased_by(db, relay) > 0:
-            return relay, "dispatch lock"
-        fallback = fallback or (relay, "dispatch lock")
-    if fallback is not None:
-        return fallback
-    leasing = [r for r in relays if _leased_by(db, r) > 0]
-    return (leasing[0], "delivery leases") if leasing else (relays[0], "nothing")
+        locker = relays[int(name[-1])] if name in ("relay0", "relay1") else locker
+        if locker is not None and _orphans(db, locker):
+            return locker, "dispatch lock and delivery leases"
+        leasing = max(relays, key=lambda r: len(_orphans(db, r)))
+        if _orphans(db, leasing):
+            return leasing, "delivery leases"
+    return (locker, "dispatch lock") if locker is not None else (relays[0], "nothing")
 
 
-def _leased_by(db: Database, relay: Kobliat) -> int:
-    """Heads whose lease the (dead) relay still holds: they wait for the lease to run out."""
+def _orphans(db: Database, relay: Kobliat) -> dict[tuple[object, str], int]:
+    """Heads whose live lease the relay holds, with their delivered sequence."""
     owned = delivery_heads.c.lease_owner.contains(f":{relay.pid}:")
     live = delivery_heads.c.leased_until > func.now()
+    heads = delivery_heads.c
+    query = select(heads.sink_id, heads.aggregate_id, heads.delivered_sequence).where(owned, live)
     with db.reading() as conn:
-        query = select(func.count()).select_from(delivery_heads).where(owned, live)
-        return int(conn.execute(query).scalar_one())
+        return {(r.sink_id, r.aggregate_id): r.delivered_sequence for r in conn.execute(query)}
+
+
+def _taken_over(db: Database, orphaned: dict[tuple[object, str], int]) -> bool:
+    """Every head the dead relay had leased has been delivered further by another relay (or
+    caught up entirely: caught-up heads are deleted)."""
+    heads = delivery_heads.c
+    with db.reading() as conn:
+        rows = conn.execute(select(heads.sink_id, heads.aggregate_id, heads.delivered_sequence))
+        now = {(r.sink_id, r.aggregate_id): r.delivered_sequence for r in rows}
+    return all(now.get(key, seq + 1) > seq for key, seq in orphaned.items())
 
 
 def _count(db: Database, table: object) -> int:
@@ -116,7 +137,14 @@ def test_three_servers_two_relays_store_once_and_deliver_everything_in_order(
             victim, holding = _victim(db, relays)
             victim.kill()
             killed_at = time.monotonic()
-            orphaned = _leased_by(db, victim)
+            orphaned = _orphans(db, victim)
+            before = len(receiver.accepted_ids())
+            wait_for(
+                lambda: _taken_over(db, orphaned) and len(receiver.accepted_ids()) > before,
+                timeout=TAKEOVER_BOUND + 60,
+                what="takeover",
+            )
+            takeover = time.monotonic() - killed_at
         expected = expected_events(db)
         wait_for(lambda: receiver.accepted_ids() >= set(expected), timeout=300, what="HTTP")
         delivered_after = time.monotonic() - killed_at
@@ -127,6 +155,7 @@ def test_three_servers_two_relays_store_once_and_deliver_everything_in_order(
         )
         stream = read_stream(nats_server.url)
 
+    assert takeover <= TAKEOVER_BOUND, f"takeover took {takeover:.1f} s"
     assert all(set(load.statuses) == {200} and load.sent == TOTAL for load in loads)
     assert _count(db, messages) == TOTAL, "each webhook stored once"
     assert _count(db, customers) == SENDERS + 1, "each sender once, and the business number"
@@ -138,8 +167,9 @@ def test_three_servers_two_relays_store_once_and_deliver_everything_in_order(
     assert set(ids) == set(expected) and len(ids) == len(set(ids))
     assert_in_aggregate_order(m["event"] for m in stream)
     print(
-        f"\nkilled the relay holding the {holding} (and {orphaned} delivery leases); "
-        f"{len(expected)} events; the other relay "
+        f"\nkilled the relay holding the {holding} ({len(orphaned)} live delivery leases, "
+        f"lease {LEASE_SECONDS:.0f} s); the other relay took over in {takeover:.1f} s "
+        f"(bound {TAKEOVER_BOUND:.0f} s); {len(expected)} events; it "
         f"had delivered everything {delivered_after:.1f} s later; HTTP received "
         f"{len(http_events)} deliveries for {len(expected)} events"
     )

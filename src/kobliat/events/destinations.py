@@ -6,6 +6,9 @@ and `localhost` names), and on every new connection, where the host name is reso
 address it resolves to is checked, and the connection is made to that very address (the URL's
 host still goes in `Host` and in TLS SNI). A name that resolves to a public address when the
 subscription is created and to an internal one later is so refused too.
+
+The address rules are the standard library's (`ipaddress`); the resolve-once-and-pin part is
+written here because httpx offers no hook between name resolution and connection.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -67,7 +66,6 @@ class NatsSink:
     ) -> None:
         self.policy = policy
         self.claim_limit = claim_limit
-        self.lease = timedelta(seconds=max(60.0, 6 * publish_timeout))
         self.timeout = publish_timeout
         self._servers = server_list(url)
         self._stream = stream

@@ -1,4 +1,10 @@
-"""Token buckets that keep sends within the providers' published rates (per process)."""
+"""Token buckets that keep sends within the providers' published rates (per process).
+
+Written here rather than taken from a rate-limit package (aiolimiter and the like, one limiter
+awaited per acquire): a send draws on several buckets at once (bot, chat, group) and the sender
+wants one figure, the wait until all of them allow it, to schedule the send without a task
+blocked per bucket.
+"""
 
 from __future__ import annotations
 
