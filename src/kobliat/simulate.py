@@ -11,24 +11,16 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kobliat.channels.samples import signing
+from kobliat.channels.registry import CHANNELS
 from kobliat.settings import Settings
 from kobliat.simulate_payloads import Ids, Sender, build, samples
 
-_SECRETS = {
-    "whatsapp": "whatsapp_app_secret",
-    "telegram": "telegram_secret_token",
-    "twilio": "twilio_auth_token",
-    "generic": "generic_webhook_secret",
-}
 _MAX_IN_FLIGHT = 64
 
 
@@ -66,7 +58,7 @@ class Signer:
 
     def secret(self, channel: str) -> str | None:
         """The channel's secret, or None when it is not configured."""
-        value = getattr(self._settings, _SECRETS[channel])
+        value = getattr(self._settings, CHANNELS[channel].secret_setting)
         return (value.get_secret_value() or None) if value is not None else None
 
     def request(self, channel: str, sample: str, body: bytes) -> Request:
@@ -74,17 +66,7 @@ class Signer:
         secret = self.secret(channel)
         assert secret is not None
         path = f"/webhooks/{channel}"
-        if channel == "whatsapp":
-            headers = signing.whatsapp_headers(body, secret)
-        elif channel == "telegram":
-            headers = signing.telegram_headers(secret)
-        elif channel == "twilio":
-            pairs = parse_qsl(body.decode(), keep_blank_values=True)
-            headers = signing.twilio_headers(self._base + path, pairs, secret)
-        else:
-            msg_id = f"sim_{random.getrandbits(64):016x}"
-            now = datetime.now(UTC)
-            headers = signing.generic_headers(body, secret, msg_id=msg_id, timestamp=now)
+        headers = CHANNELS[channel].sign(body, self._base + path, secret)
         return Request(channel, sample, path, body, headers)
 
 
@@ -99,7 +81,7 @@ def run(
 ) -> Report:
     """Send `rate` webhooks a second for `duration` seconds; show progress and a summary."""
     signer = Signer(settings, url)
-    report = Report(skipped=[c for c in _SECRETS if signer.secret(c) is None])
+    report = Report(skipped=[c for c in CHANNELS if signer.secret(c) is None])
     kinds = [(c, s) for c, s in samples() if c not in report.skipped]
     if kinds:
         plan = _Plan(url, rate, max(1, round(rate * duration)), senders, kinds)
@@ -175,7 +157,7 @@ def hints(report: Report) -> list[str]:
     found = []
     for (channel, code), _ in sorted(report.answers.items()):
         if code in _HINTS:
-            setting = "KOBLIAT_" + _SECRETS[channel].upper()
+            setting = CHANNELS[channel].secret_env
             found.append(f"{channel}: " + _HINTS[code].format(channel=channel, setting=setting))
     return found
 
@@ -187,7 +169,7 @@ def summary(report: Report) -> Table:
     table.add_column("requests", justify="right")
     table.add_column("sample types sent")
     table.add_column("answers")
-    for channel in _SECRETS:
+    for channel in CHANNELS:
         if channel in report.skipped:
             table.add_row(channel, "0", "[yellow]skipped: no secret configured[/yellow]", "")
             continue

@@ -1,16 +1,17 @@
 """Inbound webhooks (no API key: each channel's own signature).
 
-Every POST is handled the same way: refuse when the channel has no secret configured (503,
-so providers that retry deliver once it is set) or the request has no signature header (401,
-before a byte of the body is read), verify the signature over the raw bytes (401, nothing
-stored), parse (400, nothing stored), then store and process in one transaction and answer 200
-only once the delivery is durable. Bodies are capped while they stream in (`asgi.LimitBodies`,
-413), and an unavailable database is a 503 with Retry-After (`problems`).
+Every channel in the registry gets one POST route, `/webhooks/{name}`, handled the same way:
+refuse when the channel has no secret configured (503, so providers that retry deliver once it
+is set) or the request has no signature header (401, before a byte of the body is read), verify
+the signature over the raw bytes (401, nothing stored), parse (400, nothing stored), then store
+and process in one transaction and answer 200 only once the delivery is durable. Bodies are
+capped while they stream in (`asgi.LimitBodies`, 413), and an unavailable database is a 503
+with Retry-After (`problems`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -19,14 +20,15 @@ from pydantic import SecretStr
 
 from kobliat import metrics, tracing
 from kobliat.bootstrap import Container
-from kobliat.channels import generic, telegram, twilio, whatsapp
+from kobliat.channels import whatsapp
 from kobliat.channels.records import PayloadError
+from kobliat.channels.registry import CHANNELS, Channel
 from kobliat.db.types import utcnow
 from kobliat.http import container
 from kobliat.inbox import group_commit
-from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
 from kobliat.problems import Problem, documented
+from kobliat.settings import Settings
 from kobliat.webhooks.headers import refuse_repeated_headers
 
 router = APIRouter(
@@ -66,76 +68,49 @@ def whatsapp_handshake(
 ) -> PlainTextResponse:
     """Meta's subscription handshake: echo `hub.challenge` when the verify token matches."""
     settings = container(request).settings
-    verify_token = _secret(settings.whatsapp_verify_token, "whatsapp", "WHATSAPP_VERIFY_TOKEN")
+    verify_token = _configured(
+        settings.whatsapp_verify_token, "whatsapp", "KOBLIAT_WHATSAPP_VERIFY_TOKEN"
+    )
     answer = whatsapp.verify_handshake(mode, token, challenge, verify_token)
     if answer is None:
         raise Problem(403, "handshake-refused", "hub.mode or hub.verify_token does not match")
     return PlainTextResponse(answer)
 
 
-@router.post("/whatsapp", responses=_REFUSALS)
-async def whatsapp_webhook(request: Request) -> Response:
-    """WhatsApp Cloud API: `X-Hub-Signature-256` over the raw body."""
-    app = container(request)
-    secret = _secret(app.settings.whatsapp_app_secret, "whatsapp", "WHATSAPP_APP_SECRET")
-    header = _signature_header(request, "whatsapp", whatsapp.SIGNATURE_HEADER)
-    body = await request.body()
-    _check("whatsapp", whatsapp.verify_signature(body, header, secret), whatsapp.SIGNATURE_HEADER)
-    kept = _kept(request, [*_COMMON_HEADERS, whatsapp.SIGNATURE_HEADER.lower()])
-    return await _accept(app, Delivery("whatsapp", body, kept, utcnow()))
+def _webhook(channel: Channel) -> Callable[[Request], Awaitable[Response]]:
+    """The POST handler of one channel: configured, signed, verified, then accepted."""
+
+    async def receive(request: Request) -> Response:
+        app = container(request)
+        secret = _secret(app.settings, channel)
+        _signature_header(request, channel)
+        url = signed_url(request, app.settings.public_url)
+        if channel.header_only:  # nothing in the body is signed: refuse before reading it
+            _verify(channel, b"", request, url, secret)
+            body = await request.body()
+        else:
+            body = await request.body()
+            _verify(channel, body, request, url, secret)
+        kept = _kept(request, [*_COMMON_HEADERS, *channel.kept_headers])
+        answer = await _accept(app, Delivery(channel.name, body, kept, utcnow()))
+        if channel.acknowledgement is None:
+            return answer
+        content, media_type = channel.acknowledgement
+        return Response(content, media_type=media_type)
+
+    return receive
 
 
-@router.post("/telegram", responses=_REFUSALS)
-async def telegram_webhook(request: Request) -> Response:
-    """Telegram Bot API: `X-Telegram-Bot-Api-Secret-Token` equals our secret token."""
-    app = container(request)
-    secret = _secret(app.settings.telegram_secret_token, "telegram", "TELEGRAM_SECRET_TOKEN")
-    header = _signature_header(request, "telegram", telegram.SECRET_HEADER)
-    _check("telegram", telegram.verify_signature(header, secret), telegram.SECRET_HEADER)
-    body = await request.body()
-    # The secret header is the credential itself: it is never stored.
-    return await _accept(app, Delivery("telegram", body, _kept(request, _COMMON_HEADERS), utcnow()))
-
-
-@router.post(
-    "/twilio",
-    response_class=Response,
-    responses={200: {"content": {"text/xml": {"schema": {"type": "string"}}}}, **_REFUSALS},
-)
-async def twilio_webhook(request: Request) -> Response:
-    """Twilio Messaging: `X-Twilio-Signature` over the URL Twilio called and the form fields."""
-    app = container(request)
-    secret = _secret(app.settings.twilio_auth_token, "twilio", "TWILIO_AUTH_TOKEN")
-    header = _signature_header(request, "twilio", twilio.SIGNATURE_HEADER)
-    body = await request.body()
-    try:
-        pairs = inbox.form_pairs(body)
-    except PayloadError:
-        pairs = []  # cannot be what Twilio signed: the check below fails
-    url = signed_url(request, app.settings.public_url)
-    _check("twilio", twilio.verify_signature(url, pairs, header, secret), twilio.SIGNATURE_HEADER)
-    kept = _kept(request, [*_COMMON_HEADERS, twilio.SIGNATURE_HEADER.lower()])
-    await _accept(app, Delivery("twilio", body, kept, utcnow()))
-    # Empty TwiML: acknowledge without replying to the sender.
-    return Response("<Response/>", media_type="text/xml")
-
-
-@router.post("/generic", responses=_REFUSALS)
-async def generic_webhook(request: Request) -> Response:
-    """kobliat's own JSON format, signed with Standard Webhooks (see docs/webhooks.md)."""
-    app = container(request)
-    secret = _secret(app.settings.generic_webhook_secret, "generic", "GENERIC_WEBHOOK_SECRET")
-    _signature_header(request, "generic", "webhook-signature")
-    body = await request.body()
-    try:
-        valid = generic.verify_signature(body, request.headers, secret)
-    except ValueError as exc:  # the configured secret is not `whsec_` + base64
-        raise Problem(
-            503, "channel-misconfigured", f"KOBLIAT_GENERIC_WEBHOOK_SECRET is unusable: {exc}"
-        ) from exc
-    _check("generic", valid, "webhook-signature")
-    names = [*_COMMON_HEADERS, "webhook-id", "webhook-timestamp", "webhook-signature"]
-    return await _accept(app, Delivery("generic", body, _kept(request, names), utcnow()))
+for _channel in CHANNELS.values():
+    router.add_api_route(
+        f"/{_channel.name}",
+        _webhook(_channel),
+        methods=["POST"],
+        name=f"{_channel.name}_webhook",
+        description=_channel.webhook_doc,
+        responses=_REFUSALS,
+        response_class=Response if _channel.acknowledgement else JSONResponse,
+    )
 
 
 def signed_url(request: Request, public_url: str | None) -> str:
@@ -168,29 +143,40 @@ async def _accept(app: Container, delivery: Delivery) -> Response:
     return JSONResponse(answer)
 
 
-def _secret(value: SecretStr | None, channel: str, setting: str) -> str:
+def _secret(settings: Settings, channel: Channel) -> str:
+    value: SecretStr | None = getattr(settings, channel.secret_setting)
+    return _configured(value, channel.name, channel.secret_env)
+
+
+def _configured(value: SecretStr | None, channel: str, env: str) -> str:
     if value is None or not value.get_secret_value():
         metrics.WEBHOOKS.labels(channel, "not-configured").inc()
         raise Problem(
             503,
             "channel-not-configured",
-            f"the {channel} channel is not configured: set KOBLIAT_{setting} to accept it",
+            f"the {channel} channel is not configured: set {env} to accept it",
         )
     return value.get_secret_value()
 
 
-def _signature_header(request: Request, channel: str, name: str) -> str:
-    """The signature header, or a 401 before the body is read (no credential, no reading)."""
-    header = request.headers.get(name)
-    if header is None:
-        metrics.WEBHOOKS.labels(channel, "missing-signature").inc()
+def _signature_header(request: Request, channel: Channel) -> None:
+    """A 401 when the signature header is missing, before the body is read."""
+    name = channel.signature_header
+    if name not in request.headers:
+        metrics.WEBHOOKS.labels(channel.name, "missing-signature").inc()
         raise Problem(401, "missing-signature", f"the {name} header is missing")
-    return header
 
 
-def _check(channel: str, valid: bool, name: str) -> None:
+def _verify(channel: Channel, body: bytes, request: Request, url: str, secret: str) -> None:
+    try:
+        valid = channel.verify(body, request.headers, url, secret)
+    except ValueError as exc:  # the configured secret is malformed (e.g. not whsec_ + base64)
+        raise Problem(
+            503, "channel-misconfigured", f"{channel.secret_env} is unusable: {exc}"
+        ) from exc
     if not valid:
-        metrics.WEBHOOKS.labels(channel, "invalid-signature").inc()
+        metrics.WEBHOOKS.labels(channel.name, "invalid-signature").inc()
+        name = channel.signature_header
         raise Problem(401, "invalid-signature", f"the {name} header does not match this request")
 
 
