@@ -114,6 +114,10 @@ def test_serve_prints_a_key_that_works_and_the_readme_flow_runs(
             "/customers", params={"external_type": "whatsapp", "external_id": "447700900100"}
         )
         assert lookup.json()["data"][0]["id"] == ids[0]
+    # The access log line is written just after the answer is sent: wait for it.
+    deadline = time.monotonic() + 30
+    while "GET /customers?" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     logged = log.read_text()
     assert "GET /customers?" in logged  # the access log is on...
     assert "447700900100" not in logged  # ...and the phone number in it is masked
