@@ -18,9 +18,12 @@ pytestmark = [pytest.mark.nats, pytest.mark.postgres]
 def _ready(base: str) -> dict[str, object] | None:
     answer = httpx.get(f"{base}/readyz", timeout=10)
     body = answer.json()
-    if answer.status_code == 200 and body["nats"] and body["nats"]["state"] == "connected":
-        return body  # type: ignore[no-any-return]
-    return None
+    if answer.status_code != 200 or not body["nats"] or body["nats"]["state"] != "connected":
+        return None
+    sinks = body["relay"]["sinks"]
+    if not sinks or not sinks[0].get("loops_running_here"):  # claim loops not started yet
+        return None
+    return body  # type: ignore[no-any-return]
 
 
 @pytest.mark.timeout(180)

@@ -66,12 +66,15 @@ class Tally:
     receipts: Counter[str] = field(default_factory=Counter)  # the 2xx answers' `status`
     slowest_answer: float = 0.0
     timeline: list[tuple[float, int]] = field(default_factory=list)
+    # (sent, answered, status) per attempt: a request sent before a fault may be answered after
+    spans: list[tuple[float, float, int]] = field(default_factory=list)
 
     def record(self, status: int, started: float, answer: httpx.Response | None) -> None:
         """Count one attempt's outcome."""
         now = time.monotonic()
         self.attempts += 1
         self.timeline.append((now, status))
+        self.spans.append((started, now, status))
         if status:
             self.statuses[status] += 1
             self.slowest_answer = max(self.slowest_answer, now - started)
