@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kobliat import tracing
 from kobliat.channels.samples import whatsapp_messages as wa
 from kobliat.db.engine import Database
 from tests.builders import events_of
@@ -20,17 +15,6 @@ from tests.e2e.webhooks import webhooks_for
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Spans recorded in memory while the test runs (requested before the app is built)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.configure(provider)
-    yield exporter
-    tracing.unconfigure()
 
 
 def test_a_request_span_continues_the_callers_trace_and_its_events_carry_it(
