@@ -29,6 +29,8 @@ def running_relay(container: Container) -> Iterator[Relay]:
     finally:
         loop.call_soon_threadsafe(relay.stop)
         thread.join(timeout=30)
+        if thread.is_alive():
+            raise AssertionError("the relay did not stop within 30 s of stop()")
         loop.close()
 
 

@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import Connection
 
 from kobliat import metrics, tracing
+from kobliat.aio import wait_event
 from kobliat.db import dialect
 from kobliat.db.engine import Database
 from kobliat.db.types import utcnow
@@ -100,8 +101,7 @@ class Relay:
         try:
             while not self._stop.is_set():
                 self._keep_loops_running()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), max(1.0, self._poll))
+                await wait_event(self._stop, max(1.0, self._poll))
         finally:
             tasks = [*self._loops.values(), *(t for ts in self._workers.values() for t in ts)]
             for task in tasks:
@@ -194,8 +194,7 @@ class Relay:
         if event is None:
             await asyncio.sleep(self._poll)
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), self._poll)
+        await wait_event(event, self._poll)
         event.clear()
 
     # --- dispatch -----------------------------------------------------------------------------

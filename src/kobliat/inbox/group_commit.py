@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from kobliat import ingest_fast
+from kobliat.aio import wait_event
 from kobliat.db.engine import Database
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
@@ -121,11 +122,7 @@ class GroupCommit:
         assert wake is not None
         try:
             while True:
-                try:
-                    await asyncio.wait_for(wake.wait(), idle_seconds)
-                    idle = False
-                except TimeoutError:
-                    idle = True
+                idle = not await wait_event(wake, idle_seconds)
                 wake.clear()
                 batch = self._take()
                 while batch:

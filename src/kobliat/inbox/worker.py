@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import structlog
 
 from kobliat import metrics
+from kobliat.aio import wait_event
 from kobliat.db.engine import Database
 from kobliat.inbox import service
 from kobliat.settings import Settings
@@ -63,8 +64,7 @@ class InboxWorker:
                     log.info("inbox deliveries processed", count=processed)
             except Exception:
                 log.exception("inbox worker iteration failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval)
+            await wait_event(self._stop, self._interval)
 
     def stop(self) -> None:
         """Ask the loop to end after the current iteration."""

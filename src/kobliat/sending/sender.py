@@ -22,6 +22,7 @@ import httpx
 import structlog
 
 from kobliat import logs, metrics
+from kobliat.aio import wait_event
 from kobliat.db.engine import Database
 from kobliat.db.uow import UnitOfWork
 from kobliat.sending import service
@@ -89,8 +90,7 @@ class Sender:
             except Exception:
                 log.exception("send claim failed; retrying")
             if claimed == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                await wait_event(self._wake, self._poll)
                 self._wake.clear()
 
     async def _claim(self, http: httpx.AsyncClient) -> int:
