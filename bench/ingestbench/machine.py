@@ -34,6 +34,24 @@ def proc_cpu(pid: int, *, children: bool = False) -> float:
     return ticks / _TICK
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and every live descendant (a server that
+    runs worker processes does its work in them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += proc_cpu(current, children=True)
+        todo.extend(children.get(current, []))
+    return total
+
+
 def _postmaster(cluster: PostgresCluster) -> int:
     return int((cluster.root / "data" / "postmaster.pid").read_text().split()[0])
 

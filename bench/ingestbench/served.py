@@ -17,7 +17,7 @@ from ingestbench.common import (
     TARGET,
 )
 from ingestbench.load import LoadResult, Traffic, drive, serving
-from ingestbench.machine import Others, postgres_cpu, proc_cpu
+from ingestbench.machine import Others, postgres_cpu, tree_cpu
 from ingestbench.spy import py_spy
 
 
@@ -84,11 +84,11 @@ def http_run(
             new_before = traffic.sent_new
             next_request = traffic.prepared(ahead)
             sessions_before = sessions() if sessions else None
-            server_before = proc_cpu(pid)
+            server_before = tree_cpu(pid)
             pg_before = postgres_cpu(cluster) if cluster else 0.0
             others = Others()
             load = drive(port, connections, seconds, next_request)
-            server_cpu = proc_cpu(pid) - server_before
+            server_cpu = tree_cpu(pid) - server_before
             pg_cpu = postgres_cpu(cluster) - pg_before if cluster else None
             other_cores = others.cores(server_cpu + (pg_cpu or 0.0) + load.client_cpu)
             opened = sessions() - sessions_before - 1 if sessions and sessions_before else None
@@ -106,9 +106,9 @@ def http_run(
             )
         # The floor of the HTTP stack alone: GET /healthz (a sync route, so also a thread hop).
         health = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-        server_before = proc_cpu(pid)
+        server_before = tree_cpu(pid)
         floor = drive(port, max(levels), min(5.0, seconds), lambda: health)
-        floor_cpu = proc_cpu(pid) - server_before
+        floor_cpu = tree_cpu(pid) - server_before
         extra_ok = 0
         if profile_to is not None:
             extra_ok = py_spy(pid, port, traffic, args, profile_to)

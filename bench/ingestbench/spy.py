@@ -33,6 +33,7 @@ def py_spy(pid: int, port: int, traffic: Traffic, args: argparse.Namespace, out:
             str(seconds),
             "--rate",
             str(SPY_RATE),
+            "--subprocesses",  # the serve workers
             "--gil",  # only the thread holding the GIL: Python's CPU, not threads waiting
             "--nonblocking",
             "--format",
