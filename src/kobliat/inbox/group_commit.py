@@ -2,13 +2,13 @@
 
 Each verified delivery the fast path can take (`kobliat.ingest_fast`) is handed to one writer per
 process. The writer takes everything pending (up to `batch_size`), sorts it by sender so two
-processes' writers lock conversations in the same order, and sends it as ONE pipelined
-transaction on its own psycopg async connection: BEGIN, one prepared function call per
-delivery, COMMIT, in a single round trip. Each request is answered only after that shared commit,
-so a delivery is still durable before its 200. When the batch fails as a whole (a deadlock, a
-bad delivery, a lost connection), nothing of it is kept and every delivery in it goes through the
-general flow on its own, which retries, stores failures for the worker, and answers as before:
-one bad delivery costs its neighbours a slower path, never their delivery.
+processes' writers lock conversations in the same order, and sends it as ONE statement on its own
+psycopg async connection: the statement hands every delivery's parameters to the function in
+turn, all in one transaction and one round trip. Each request is answered only after that shared
+commit, so a delivery is still durable before its 200. When the batch fails as a whole (a
+deadlock, a bad delivery, a lost connection), nothing of it is kept and every delivery in it
+goes through the general flow on its own, which retries, stores failures for the worker, and
+answers as before: one bad delivery costs its neighbours a slower path, never their delivery.
 
 In `kobliat serve` the writer is a task on the server's event loop (`serving`, entered by the
 app's lifespan): handing it a delivery costs no thread switch at all. Without it (an app whose
@@ -192,19 +192,19 @@ def _claim(done: Waiter) -> bool:
 async def _write(
     conn: psycopg.AsyncConnection[tuple[object, ...]], calls: list[ingest_fast.FastCall]
 ) -> list[ingest_fast.Answer]:
-    """BEGIN, every call, COMMIT, sent together; the answers once the commit is done."""
-    cursors = []
-    async with conn.pipeline(), conn.transaction():
-        for call in calls:
-            cursor = conn.cursor()
-            await cursor.execute(ingest_fast.STATEMENT, call.params, prepare=True)
-            cursors.append(cursor)
-    answers = []
-    for cursor in cursors:
-        row = await cursor.fetchone()
-        assert row is not None
-        answers.append(cast(ingest_fast.Answer, row[0]))
-    return answers
+    """Every call in one statement (one transaction, autocommit); the answers once it has
+    committed. A call JSON cannot carry is answered 'fallback' without being sent."""
+    elements = [ingest_fast.batch_element(call) for call in calls]
+    sent = [element for element in elements if element is not None]
+    answers: list[ingest_fast.Answer] = []
+    if sent:
+        document = b"[" + b",".join(sent) + b"]"
+        cursor = await conn.execute(ingest_fast.BATCH_STATEMENT, (document.decode(),), prepare=True)
+        answers = [cast(ingest_fast.Answer, row[0]) for row in await cursor.fetchall()]
+    if len(answers) != len(sent):
+        raise RuntimeError(f"the batch of {len(sent)} was answered {len(answers)} times")
+    given = iter(answers)
+    return ["fallback" if element is None else next(given) for element in elements]
 
 
 async def accept(
