@@ -85,18 +85,28 @@ def insert_if_key_free(conn: Connection, conv: Conversation) -> bool:
 
     The partial unique index `conversations_open_key_uq` is what makes concurrent openers agree.
     """
-    stmt = dialect.dialect_insert(conn, conversations_t).values(**_row_values(conv))
-    if conv.conversation_key is not None:
-        stmt = stmt.on_conflict_do_nothing(
-            index_elements=[c.conversation_key], index_where=NOT_CLOSED
-        )
-    inserted = conn.execute(stmt.returning(c.id)).first() is not None
+    stmt = _insert_conversation(conn.dialect.name, keyed=conv.conversation_key is not None)
+    inserted = conn.execute(stmt, _row_values(conv)).first() is not None
     if inserted and conv.participants:
         conn.execute(
-            participants_t.insert(),
+            _INSERT_PARTICIPANT,
             [_participant_values(conv.id, member) for member in conv.participants],
         )
     return inserted
+
+
+@functools.cache
+def _insert_conversation(dialect_name: str, *, keyed: bool) -> Any:
+    # Built once per dialect: every first contact runs it.
+    stmt = dialect.insert_for(dialect_name, conversations_t)
+    if keyed:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=[c.conversation_key], index_where=NOT_CLOSED
+        )
+    return stmt.returning(c.id)
+
+
+_INSERT_PARTICIPANT = participants_t.insert()
 
 
 def _participant_values(conversation_id: UUID, member: Participant) -> dict[str, Any]:

@@ -29,21 +29,26 @@ def _to_customer(row: Row[Any]) -> Customer:
 
 def insert_if_absent(conn: Connection, customer: Customer) -> bool:
     """Insert unless the identity exists already; True when this call inserted it."""
-    stmt = (
-        dialect.dialect_insert(conn, customers)
-        .values(
-            id=customer.id,
-            external_id=customer.external_id,
-            external_type=customer.external_type,
-            name=customer.name,
-            metadata=customer.metadata,
-            created_at=customer.created_at,
-            updated_at=customer.updated_at,
-        )
+    values = {
+        "id": customer.id,
+        "external_id": customer.external_id,
+        "external_type": customer.external_type,
+        "name": customer.name,
+        "metadata": customer.metadata,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+    }
+    return conn.execute(_insert_if_absent(conn.dialect.name), values).first() is not None
+
+
+@functools.cache
+def _insert_if_absent(dialect_name: str) -> Any:
+    # Built once per dialect: every first contact runs it.
+    return (
+        dialect.insert_for(dialect_name, customers)
         .on_conflict_do_nothing(index_elements=[customers.c.external_type, customers.c.external_id])
         .returning(customers.c.id)
     )
-    return conn.execute(stmt).first() is not None
 
 
 def get(conn: Connection, customer_id: UUID, *, for_update: bool = False) -> Customer | None:
