@@ -1,19 +1,32 @@
-"""The one-statement twin of the ingest flow's common case (PostgreSQL).
+"""The one-round-trip twins of the ingest flow's common cases (PostgreSQL).
 
 A delivery carrying one plain inbound message from a known sender (whose name and metadata
 have not changed) into its open direct conversation is most of the traffic. For it, the server
-function `kobliat_ingest_direct` (migration 0007) writes, in one round trip, exactly the rows
-and the event `kobliat.inbox.service.accept` would: the inbox row, the message (once per channel
-and provider id), the forward-only activity times, the conversation's sequence and feed-order
-key (as `kobliat.events.outbox.append`), and the outbox row with the same CloudEvents envelope,
-built here by the same model code. Everything else is not `eligible` here, and the function
-answers 'fallback' (having written nothing) when the database disagrees: the caller then runs
-the general flow. tests/integration/test_ingest_fast.py holds the two paths equal.
+function `kobliat_ingest_direct` (migrations 0007 and 0009) writes, in one round trip, exactly
+the rows and the event `kobliat.inbox.service.accept` would: the inbox row, the message (once per
+channel and provider id), the forward-only activity times, the conversation's sequence and
+feed-order key (as `kobliat.events.outbox.append`), and the outbox row with the same CloudEvents
+envelope, built here by the same model code.
+
+When the sender is someone kobliat has never seen (and the business endpoint is known, its
+profile unchanged), the function answers 'new-sender' having written nothing, and the caller
+sends a second call, `kobliat_ingest_first` (migration 0009), drafted only then by
+`first_contact`: it writes what the general flow writes for a first contact, the customer, the
+direct conversation with its key and two participants, the inbox row, the message, both new
+aggregates' sequences, and the outbox rows customer.created, conversation.opened and
+message.inbound.created in that order, with the envelopes the models raise. Two first contacts
+of one sender race on the customer's unique identity: the one that finds it stored goes on as a
+known sender (or answers 'fallback').
+
+Everything else `prepare` leaves to the general flow, and the functions answer 'fallback'
+(having written nothing) when the database disagrees: the caller then runs the general flow.
+tests/integration/test_ingest_fast.py holds the paths equal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -21,19 +34,26 @@ import orjson
 
 from kobliat import ingest
 from kobliat.channels.records import InboundMessage, ParsedWebhook, Party, refuse_unstorable
+from kobliat.conversations.model import Conversation
 from kobliat.customers import service as customers
+from kobliat.customers.model import Customer
 from kobliat.db.types import utcnow
 from kobliat.errors import DomainError
 from kobliat.events.envelope import to_cloudevent
 from kobliat.inbox.model import Delivery
 from kobliat.messages.model import Message
 
-Answer = Literal["stored", "duplicate", "delivery-duplicate", "fallback"]
+Answer = Literal["stored", "duplicate", "delivery-duplicate", "new-sender", "fallback"]
 
 # Built once; `prepare=True` at execution keeps it a server-side prepared statement.
 STATEMENT = (
     "SELECT kobliat_ingest_direct(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb,"
     " %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb)"
+)
+FIRST_CONTACT = (
+    "SELECT kobliat_ingest_first(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb,"
+    " %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb,"
+    " %s, %s::jsonb, %s, %s::jsonb)"
 )
 # Filled in by the function once it has found the conversation and the sender.
 _PLACEHOLDER = UUID(int=0)
@@ -45,10 +65,13 @@ _GENERAL_ONLY = ("edited", "reply_to", "reaction")
 
 @dataclass(frozen=True, slots=True)
 class FastCall:
-    """One delivery ready for `kobliat_ingest_direct`: its parameters and its lock order."""
+    """One delivery ready for a server function: its parameters and its lock order."""
 
     params: tuple[Any, ...]
     order: tuple[str, str]  # the sender's identity: writers lock conversations in this order
+    record: InboundMessage  # kept for a first contact's second call
+    now: datetime  # the moment the general flow would have stamped its rows with
+    statement: str = STATEMENT
 
 
 def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
@@ -101,7 +124,41 @@ def _call(
         UUID(envelope["id"]),
         _json(envelope),
     )
-    return FastCall(params=params, order=(sender[0], sender[1]))
+    return FastCall(params=params, order=(sender[0], sender[1]), record=record, now=now)
+
+
+def first_contact(call: FastCall) -> FastCall:
+    """The call of `kobliat_ingest_first` for a delivery `kobliat_ingest_direct` answered
+    'new-sender' to: the new customer and conversation, and their events, drafted as the
+    general flow does (the business endpoint's id is filled in by the function)."""
+    record = call.record
+    kind, key = call.order
+    customer = Customer.register(
+        external_type=kind,
+        external_id=key,
+        name=record.sender.name,
+        metadata=record.sender.metadata or None,
+        now=call.now,
+    )
+    conversation = Conversation.open(
+        type="direct",
+        channel=record.channel,
+        participants=[(customer.id, None), (_PLACEHOLDER, None)],
+        now=call.now,
+    )
+    drafted = (
+        customer.id,
+        _json(to_cloudevent(customer.created_event(), sequence=1)),
+        conversation.id,
+        _json(to_cloudevent(conversation.opened_event(), sequence=1)),
+    )
+    return FastCall(
+        params=(*call.params, *drafted),
+        order=call.order,
+        record=record,
+        now=call.now,
+        statement=FIRST_CONTACT,
+    )
 
 
 def receipt_outcome(answer: Answer) -> ingest.Outcome | None:
@@ -158,4 +215,12 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-__all__ = ["STATEMENT", "Answer", "FastCall", "prepare", "receipt_outcome"]
+__all__ = [
+    "FIRST_CONTACT",
+    "STATEMENT",
+    "Answer",
+    "FastCall",
+    "first_contact",
+    "prepare",
+    "receipt_outcome",
+]

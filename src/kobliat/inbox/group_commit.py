@@ -4,8 +4,10 @@ Each verified delivery the fast path can take (`kobliat.ingest_fast`) is handed 
 process. The writer takes everything pending (up to `batch_size`), sorts it by sender so two
 processes' writers lock conversations in the same order, and sends it as ONE pipelined
 transaction on its own psycopg async connection: BEGIN, one prepared function call per
-delivery, COMMIT, in a single round trip. Each request is answered only after that shared commit,
-so a delivery is still durable before its 200. When the batch fails as a whole (a deadlock, a
+delivery, COMMIT, in a single round trip. (A first contact takes a second call: the direct
+function's answer 'new-sender' sends it back with the first-contact call, in a later batch.)
+Each request is answered only after the shared commit that stored it, so a delivery is still
+durable before its 200. When the batch fails as a whole (a deadlock, a
 bad delivery, a lost connection), nothing of it is kept and every delivery in it goes through the
 general flow on its own, which retries, stores failures for the worker, and answers as before:
 one bad delivery costs its neighbours a slower path, never their delivery.
@@ -197,7 +199,7 @@ async def _write(
     async with conn.pipeline(), conn.transaction():
         for call in calls:
             cursor = conn.cursor()
-            await cursor.execute(ingest_fast.STATEMENT, call.params, prepare=True)
+            await cursor.execute(call.statement, call.params, prepare=True)
             cursors.append(cursor)
     answers = []
     for cursor in cursors:
@@ -215,13 +217,19 @@ async def accept(
     parsed = inbox.parse(delivery, settings)
     call = ingest_fast.prepare(delivery, parsed) if writer is not None else None
     if writer is not None and call is not None:
-        try:
-            answer = await writer.submit(call)
-        except Exception:
-            answer = "fallback"  # logged by the writer; the general flow stores it
+        answer = await _written(writer, call)
+        if answer == "new-sender":  # drafted only now: most senders are known
+            answer = await _written(writer, ingest_fast.first_contact(call))
         if answer == "delivery-duplicate":
             return inbox.Receipt("duplicate", parsed.delivery_key)
         outcome = ingest_fast.receipt_outcome(answer)
         if outcome is not None:
             return inbox.Receipt("processed", parsed.delivery_key, outcome)
     return await run_in_threadpool(inbox.accept, db, delivery, settings, parsed=parsed)
+
+
+async def _written(writer: GroupCommit, call: ingest_fast.FastCall) -> Answer:
+    try:
+        return await writer.submit(call)
+    except Exception:
+        return "fallback"  # logged by the writer; the general flow stores it
