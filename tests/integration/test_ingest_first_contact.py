@@ -17,16 +17,19 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from sqlalchemy import event, func, select
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, select, text
 
 from kobliat import ingest_fast
 from kobliat.channels.samples import whatsapp_messages as wa
+from kobliat.db import dialect, migrate
 from kobliat.db.engine import Database
 from kobliat.db.tables import conversations, customers, messages, outbox
 from kobliat.inbox import group_commit
 from kobliat.inbox import service as inbox
 from kobliat.inbox.model import Delivery
 from kobliat.settings import Settings
+from tests.integration.test_inbox_migration import downgrade
 from tests.integration.test_ingest_fast import feed_keys_follow_sequences
 from tests.support.contract import check_outbox
 
@@ -220,3 +223,31 @@ def _counts(db: Database, wa_id: str) -> tuple[int, int, int]:
             )
         ).scalar_one()
     return len(found), len(conversation_ids), int(stored)
+
+
+def test_the_migration_reverses_to_the_direct_function_that_falls_back(pg_url: str) -> None:
+    before = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0009")
+    engine = create_engine(dialect.engine_url(pg_url))
+    try:
+        assert _hot_path_functions(engine) == {
+            "kobliat_ingest_direct": True,
+            "kobliat_ingest_first": False,
+        }
+        downgrade(engine, str(before.down_revision))
+        assert _hot_path_functions(engine) == {"kobliat_ingest_direct": False}
+        migrate.upgrade(engine)
+        assert _hot_path_functions(engine) == {
+            "kobliat_ingest_direct": True,
+            "kobliat_ingest_first": False,
+        }
+    finally:
+        engine.dispose()
+
+
+def _hot_path_functions(engine: Engine) -> dict[str, bool]:
+    """The hot path's functions, and whether each can answer 'new-sender'."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'kobliat_ingest_%'")
+        ).all()
+    return {name: "RETURN 'new-sender'" in source for name, source in found}
