@@ -25,6 +25,7 @@ tests/integration/test_ingest_fast.py holds the paths equal.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -45,15 +46,56 @@ from kobliat.messages.model import Message
 
 Answer = Literal["stored", "duplicate", "delivery-duplicate", "new-sender", "fallback"]
 
-# Built once; `prepare=True` at execution keeps it a server-side prepared statement.
-STATEMENT = (
-    "SELECT kobliat_ingest_direct(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb,"
-    " %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb)"
+# The direct function's parameters' SQL types, in order (see FastCall.params).
+PARAM_TYPES = (
+    *("text", "text", "bytea", "jsonb", "timestamptz", "timestamptz", "text"),
+    *("text", "text", "text", "jsonb"),  # the sender
+    *("text", "text", "text", "jsonb"),  # the business endpoint
+    *("uuid", "text", "text", "text", "jsonb", "timestamptz", "uuid", "jsonb"),  # the message
 )
-FIRST_CONTACT = (
-    "SELECT kobliat_ingest_first(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb,"
-    " %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb,"
-    " %s, %s::jsonb, %s, %s::jsonb)"
+# The first-contact function's: the same, then the new customer and conversation with their
+# events (see first_contact).
+FIRST_PARAM_TYPES = (*PARAM_TYPES, "uuid", "jsonb", "uuid", "jsonb")
+
+
+def _single(function: str, kinds: tuple[str, ...]) -> str:
+    placeholders = (
+        "%s" if kind in ("text", "bytea", "timestamptz", "uuid") else f"%s::{kind}"
+        for kind in kinds
+    )
+    return f"SELECT {function}({', '.join(placeholders)})"
+
+
+# One call (tests, and a single delivery). Built once; `prepare=True` at execution keeps it a
+# server-side prepared statement.
+STATEMENT = _single("kobliat_ingest_direct", PARAM_TYPES)
+FIRST_CONTACT = _single("kobliat_ingest_first", FIRST_PARAM_TYPES)
+
+
+def _element(index: int, kind: str) -> str:
+    """SQL taking parameter `index` out of one element `e` of a batch document."""
+    if kind == "text":
+        return f"e->>{index}"
+    if kind == "bytea":
+        return f"decode(e->>{index}, 'base64')"
+    return f"(e->>{index})::{kind}"  # JSON values travel as their text, like single calls
+
+
+def _arguments(kinds: tuple[str, ...]) -> str:
+    return ", ".join(_element(i, kind) for i, kind in enumerate(kinds))
+
+
+# A whole batch as ONE statement: every delivery's parameters in one JSON array, handed to the
+# function element by element in the array's order, answers in the same order. One execute
+# and one round trip per batch (a pipeline of single calls costs the client a socket exchange
+# per call); and as one statement in autocommit, it is one transaction with no BEGIN/COMMIT.
+# An element with the first-contact parameters goes to that function, in its place in the
+# batch's (sender) order: CASE evaluates only the function it chooses.
+BATCH_STATEMENT = (
+    f"SELECT CASE WHEN jsonb_array_length(e) = {len(PARAM_TYPES)}"
+    f" THEN kobliat_ingest_direct({_arguments(PARAM_TYPES)})"
+    f" ELSE kobliat_ingest_first({_arguments(FIRST_PARAM_TYPES)}) END"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n"
 )
 # Filled in by the function once it has found the conversation and the sender.
 _PLACEHOLDER = UUID(int=0)
@@ -69,9 +111,11 @@ class FastCall:
 
     params: tuple[Any, ...]
     order: tuple[str, str]  # the sender's identity: writers lock conversations in this order
-    record: InboundMessage  # kept for a first contact's second call
-    now: datetime  # the moment the general flow would have stamped its rows with
-    statement: str = STATEMENT
+    # Kept for a first contact's second call: the message, and the moment the general flow
+    # would have stamped its rows with.
+    record: InboundMessage | None = None
+    now: datetime | None = None
+    statement: str = STATEMENT  # the call on its own (the writer sends BATCH_STATEMENT)
 
 
 def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
@@ -131,20 +175,21 @@ def first_contact(call: FastCall) -> FastCall:
     """The call of `kobliat_ingest_first` for a delivery `kobliat_ingest_direct` answered
     'new-sender' to: the new customer and conversation, and their events, drafted as the
     general flow does (the business endpoint's id is filled in by the function)."""
-    record = call.record
+    record, now = call.record, call.now
+    assert record is not None and now is not None, "only a call made by prepare() has a draft"
     kind, key = call.order
     customer = Customer.register(
         external_type=kind,
         external_id=key,
         name=record.sender.name,
         metadata=record.sender.metadata or None,
-        now=call.now,
+        now=now,
     )
     conversation = Conversation.open(
         type="direct",
         channel=record.channel,
         participants=[(customer.id, None), (_PLACEHOLDER, None)],
-        now=call.now,
+        now=now,
     )
     drafted = (
         customer.id,
@@ -156,9 +201,22 @@ def first_contact(call: FastCall) -> FastCall:
         params=(*call.params, *drafted),
         order=call.order,
         record=record,
-        now=call.now,
+        now=now,
         statement=FIRST_CONTACT,
     )
+
+
+def batch_element(call: FastCall) -> bytes | None:
+    """A call's parameters as one element of a batch document (JSON), or None when JSON cannot
+    carry them (text with a lone surrogate: the general flow cleans it)."""
+    values = [
+        base64.b64encode(value).decode() if isinstance(value, bytes) else value
+        for value in call.params
+    ]
+    try:
+        return orjson.dumps(values)
+    except TypeError:
+        return None
 
 
 def receipt_outcome(answer: Answer) -> ingest.Outcome | None:
@@ -216,10 +274,12 @@ def _json(value: Any) -> str:
 
 
 __all__ = [
+    "BATCH_STATEMENT",
     "FIRST_CONTACT",
     "STATEMENT",
     "Answer",
     "FastCall",
+    "batch_element",
     "first_contact",
     "prepare",
     "receipt_outcome",
