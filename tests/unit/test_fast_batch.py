@@ -36,6 +36,9 @@ def test_text_json_cannot_carry_is_left_to_the_general_flow() -> None:
 
 def test_the_batch_statement_takes_every_parameter_in_order() -> None:
     statement = ingest_fast.BATCH_STATEMENT
-    assert statement.count("e->>") == len(ingest_fast.PARAM_TYPES)
-    assert "decode(e->>2, 'base64')" in statement
+    direct, first = len(ingest_fast.PARAM_TYPES), len(ingest_fast.FIRST_PARAM_TYPES)
+    assert statement.count("e->>") == direct + first  # each function takes all of its own
+    assert f"jsonb_array_length(e) = {direct} THEN kobliat_ingest_direct(" in statement
+    assert "ELSE kobliat_ingest_first(" in statement and f"(e->>{first - 1})::jsonb)" in statement
+    assert statement.count("decode(e->>2, 'base64')") == 2
     assert statement.endswith("ORDER BY n")
