@@ -33,7 +33,7 @@ from uuid import UUID
 
 import orjson
 
-from kobliat import ingest
+from kobliat import ingest, jsonlimits
 from kobliat.channels.records import InboundMessage, ParsedWebhook, Party, refuse_unstorable
 from kobliat.conversations.model import Conversation
 from kobliat.customers import service as customers
@@ -128,7 +128,8 @@ def prepare(delivery: Delivery, parsed: ParsedWebhook) -> FastCall | None:
     if record.conversation.kind != "direct" or any(k in record.metadata for k in _GENERAL_ONLY):
         return None
     try:
-        refuse_unstorable(record)  # too deep, NaN: the general flow refuses the item alone
+        if not jsonlimits.plainly_storable(delivery.body):
+            refuse_unstorable(record)  # too deep, NaN: the general flow refuses the item alone
         sender = _party(record.sender)
         business = _party(record.business)
         message, envelope = _drafted(record)
