@@ -78,7 +78,9 @@ def _bad_text(text: str) -> tuple[str, list[str]] | None:
 # What can make a value parsed from a JSON body (or from JSON text inside one) break a limit:
 # the literals NaN and Infinity and numbers past a double's range (the standard parser takes
 # them), and an escaped lone surrogate. Valid escaped pairs match too: they only cost the walk.
-_MAYBE_UNSTORABLE = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|\\u[dD][89a-fA-F]")
+# Literal searches first: one regex of alternatives scans twice as slowly.
+_EXPONENT = re.compile(rb"[eE][+-]?[0-9]{3}")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def plainly_storable(body: bytes) -> bool:
@@ -87,8 +89,13 @@ def plainly_storable(body: bytes) -> bool:
     Infinity or a lone surrogate. False means only that the values must be walked."""
     if body.lstrip()[:1] != b"{":
         return False  # not JSON (a form): its fields are judged the long way
-    brackets = body.count(b"{") + body.count(b"[")
-    return brackets <= MAX_DEPTH // 2 and _MAYBE_UNSTORABLE.search(body) is None
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH // 2:
+        return False
+    if b"NaN" in body or b"Infinity" in body:
+        return False
+    if b"\\u" in body and _ESCAPED_SURROGATE.search(body) is not None:
+        return False
+    return _EXPONENT.search(body) is None
 
 
 def describe(found: tuple[str, tuple[str, ...]]) -> str:
