@@ -34,9 +34,8 @@ def proc_cpu(pid: int, *, children: bool = False) -> float:
     return ticks / _TICK
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process, its reaped children and every live descendant (a server that
-    runs worker processes does its work in them)."""
+def process_tree(pid: int) -> list[int]:
+    """A process and every live descendant (parent first), found through /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -44,12 +43,29 @@ def tree_cpu(pid: int) -> float:
                 children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 continue
-    total, todo = 0.0, [pid]
+    found, todo = [], [pid]
     while todo:
-        current = todo.pop()
-        total += proc_cpu(current, children=True)
-        todo.extend(children.get(current, []))
-    return total
+        current = todo.pop(0)
+        found.append(current)
+        todo.extend(sorted(children.get(current, [])))
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and every live descendant (a server that
+    runs worker processes does its work in them)."""
+    return sum(proc_cpu(current, children=True) for current in process_tree(pid))
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process in MiB (VmRSS of /proc/<pid>/status); 0 once gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
 
 
 def _postmaster(cluster: PostgresCluster) -> int:
