@@ -19,7 +19,9 @@ The commit time of each event is PostgreSQL's own commit timestamp of its transa
 (`track_commit_timestamp = on`, set by the bench; `pg_xact_commit_timestamp` of the row's `txid`).
 The row's `created_at` is shown too: kobliat takes it from the application's clock when the event
 is raised, before the transaction commits, so the lag from it is an upper bound. Every clock is
-this machine's. Prints p50/p99/max lag over the events written during the load, events/s
+this machine's. The lag is split at `outbox.published_at` (set by the relay's dispatch, from
+the dispatching transaction's start) into the wait for dispatch and the wait for a claim loop
+to publish. Prints p50/p99/max lag over the events written during the load, events/s
 written and published, the backlog each second and its trend, and how long it takes to drain
 once the load stops. Asserts nothing; a watchdog (--max-seconds) bounds it.
 """
@@ -68,7 +70,8 @@ STREAM = "KOBLIAT"  # kobliat's default KOBLIAT_NATS_STREAM
 EVENT_TIMES = """
 SELECT event_id::text,
        extract(epoch FROM created_at),
-       extract(epoch FROM pg_xact_commit_timestamp((txid % 4294967296)::text::xid))
+       extract(epoch FROM pg_xact_commit_timestamp((txid % 4294967296)::text::xid)),
+       extract(epoch FROM published_at)
 FROM outbox
 """
 
@@ -173,8 +176,8 @@ def run(
     server_cpu, pg_cpu = tree_cpu(pid) - server_before, postgres_cpu(cluster) - pg_before
     other_cores = others.cores(server_cpu + pg_cpu + load.client_cpu)
     drained = wait_drained(sampler, args.drain_seconds, since=ended)
+    written = sampler.sample().written
     samples = sampler.stop()
-    written = samples[-1].written
     deadline = time.monotonic() + 30
     while watcher.seen < written and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -273,9 +276,15 @@ def print_lag(
     with engine.connect() as conn:
         rows = conn.execute(text(EVENT_TIMES)).all()
     engine.dispose()
-    lags: dict[str, list[float]] = {"commit": [], "created": [], "arrival": []}
+    lags: dict[str, list[float]] = {
+        "commit": [],
+        "created": [],
+        "arrival": [],
+        "dispatch": [],
+        "claim": [],
+    }
     missing = 0
-    for event_id, created, committed in rows:
+    for event_id, created, committed, dispatched in rows:
         if not started <= float(created) <= ended:
             continue
         found = received.get(event_id)
@@ -287,6 +296,9 @@ def print_lag(
         lags["arrival"].append(arrived - float(committed if committed else created))
         if committed is not None:
             lags["commit"].append(stored - float(committed))
+            if dispatched is not None:
+                lags["dispatch"].append(float(dispatched) - float(committed))
+                lags["claim"].append(stored - float(dispatched))
     print(
         f"  stream: {len(received):,} distinct event ids received for {written:,} outbox rows;"
         f" {len(lags['created']):,} events raised during the load, {missing} of them not received"
@@ -295,6 +307,8 @@ def print_lag(
         "commit": "commit → stored in the stream (PostgreSQL commit timestamp)",
         "created": "created_at → stored in the stream (upper bound)",
         "arrival": "commit → arrival at the subscriber",
+        "dispatch": "  of which commit → dispatched (outbox.published_at)",
+        "claim": "  and dispatched → stored in the stream",
     }
     for key, label in labels.items():
         values = sorted(lags[key])
