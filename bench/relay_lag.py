@@ -49,7 +49,7 @@ from ingestbench.machine import (
     Others,
     describe,
     postgres_cpu,
-    process_tree,
+    serve_roles,
     tree_cpu,
     wait_quiet,
 )
@@ -198,8 +198,8 @@ def run(
     )
     defaults = Settings.model_fields
     print(
-        f"  {len(process_tree(pid))} serve processes (a supervising parent; workers each run the"
-        " app and a relay);"
+        f"  {list(serve_roles(pid).values()).count('worker') or 1} serving process(es), each"
+        " running the app and a relay;"
         f" relay defaults: poll {defaults['relay_poll_seconds'].default} s, dispatch up to"
         f" {relay.DISPATCH_BATCH} rows, {relay.CLAIM_LOOPS} claim loops per sink, each claiming"
         f" up to {defaults['relay_batch_size'].default} aggregates"

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingestbench.common import Overtime
 from ingestbench.load import LoadResult, Traffic, drive, serving
-from ingestbench.machine import describe, process_tree, rss_mib, wait_quiet
+from ingestbench.machine import describe, process_tree, rss_mib, serve_roles, wait_quiet
 from tests.support.nats import NatsServer
 from tests.support.postgres import start_cluster
 
@@ -121,8 +121,8 @@ def measure(args: argparse.Namespace, port: int, pid: int) -> list[Sample]:
     """Send the webhooks in slices of --every, printing the RSS of every process after each."""
     traffic = Traffic(port=port, known=args.known, new_share=args.new_share)
     samples: list[Sample] = []
-    roles = {p: role(p, pid) for p in process_tree(pid)}
-    print("  processes: " + ", ".join(f"{p} {r}" for p, r in roles.items()))
+    roles = serve_roles(pid)
+    print("  processes: " + ", ".join(f"{p} ({r})" for p, r in roles.items()))
     head = f"{'webhooks':>9}  {'webhooks/s':>10}  {'p99 ms':>7}  {'errors':>6}"
     print(f"  {head}  RSS MiB per process")
     samples.append(sample(0, pid))
@@ -157,17 +157,6 @@ def limited(next_request: Callable[[], bytes], count: int) -> Callable[[], bytes
 def sample(sent: int, pid: int) -> Sample:
     """The RSS of the serve process and every descendant, now."""
     return sent, {p: rss_mib(p) for p in process_tree(pid)}
-
-
-def role(pid: int, root: int) -> str:
-    """What a process of the serve tree is, for the table's legend."""
-    if pid == root:
-        return "(kobliat serve)"
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return "(gone)"
-    return "(resource tracker)" if "resource_tracker" in command else "(worker)"
 
 
 def print_row(found: Sample, load: LoadResult | None, note: str = "") -> None:

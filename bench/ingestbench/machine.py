@@ -57,6 +57,22 @@ def tree_cpu(pid: int) -> float:
     return sum(proc_cpu(current, children=True) for current in process_tree(pid))
 
 
+def serve_roles(root: int) -> dict[int, str]:
+    """The processes of a `kobliat serve` tree and what each is: the serve process itself, the
+    resource tracker of uvicorn's worker processes, or a worker."""
+    roles = {}
+    for pid in process_tree(root):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if pid == root:
+            roles[pid] = "kobliat serve"
+        else:
+            roles[pid] = "resource tracker" if "resource_tracker" in command else "worker"
+    return roles
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of one process in MiB (VmRSS of /proc/<pid>/status); 0 once gone."""
     try:
