@@ -188,9 +188,13 @@ def drive(
 
 @contextmanager
 def serving(
-    database_url: str, workdir: Path, args: argparse.Namespace
+    database_url: str,
+    workdir: Path,
+    args: argparse.Namespace,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """`kobliat serve` as its own process; yields (port, pid)."""
+    """`kobliat serve` as its own process (relay off unless `extra_env` turns it on);
+    yields (port, pid)."""
     port = free_port()
     env = {
         **os.environ,
@@ -202,6 +206,7 @@ def serving(
     }
     if args.pool_size:
         env["KOBLIAT_DB_POOL_SIZE"] = str(args.pool_size)
+    env.update(extra_env or {})
     log = workdir / f"serve-{port}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

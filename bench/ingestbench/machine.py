@@ -34,9 +34,8 @@ def proc_cpu(pid: int, *, children: bool = False) -> float:
     return ticks / _TICK
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process, its reaped children and every live descendant (a server that
-    runs worker processes does its work in them)."""
+def process_tree(pid: int) -> list[int]:
+    """A process and every live descendant (parent first), found through /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -44,12 +43,45 @@ def tree_cpu(pid: int) -> float:
                 children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 continue
-    total, todo = 0.0, [pid]
+    found, todo = [], [pid]
     while todo:
-        current = todo.pop()
-        total += proc_cpu(current, children=True)
-        todo.extend(children.get(current, []))
-    return total
+        current = todo.pop(0)
+        found.append(current)
+        todo.extend(sorted(children.get(current, [])))
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and every live descendant (a server that
+    runs worker processes does its work in them)."""
+    return sum(proc_cpu(current, children=True) for current in process_tree(pid))
+
+
+def serve_roles(root: int) -> dict[int, str]:
+    """The processes of a `kobliat serve` tree and what each is: the serve process itself, the
+    resource tracker of uvicorn's worker processes, or a worker."""
+    roles = {}
+    for pid in process_tree(root):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if pid == root:
+            roles[pid] = "kobliat serve"
+        else:
+            roles[pid] = "resource tracker" if "resource_tracker" in command else "worker"
+    return roles
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process in MiB (VmRSS of /proc/<pid>/status); 0 once gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
 
 
 def _postmaster(cluster: PostgresCluster) -> int:
