@@ -48,6 +48,7 @@ from kobliat.events.loops import (
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 DISPATCH_BATCH = 1000
+DISPATCH_PAUSE = 0.01  # seconds between dispatch passes while rows keep arriving
 CLAIM_LOOPS = 2  # claim-deliver-record loops per sink, so a slow batch does not stall the sink
 HOUSEKEEPING_SECONDS = 30.0
 
@@ -223,7 +224,9 @@ class Relay:
                 if sink_id in self._wake:
                     self._wake[sink_id].set()
             if count < DISPATCH_BATCH:
-                await self._nap()
+                # Rows came in: more are likely on their way. Look again soon rather than after
+                # a whole poll interval, which would add up to it to every event's latency.
+                await asyncio.sleep(min(self._poll, DISPATCH_PAUSE))
 
     # --- workers ------------------------------------------------------------------------------
     async def _supervise_loop(self) -> None:
