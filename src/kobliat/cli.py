@@ -61,7 +61,9 @@ def serve(
     )
     options: dict[str, Any] = {"host": host, "port": port, **server.uvicorn_options(settings)}
     if processes == 1:
-        uvicorn.run(create_app(settings, container=container), **options)
+        app = create_app(settings, container=container)
+        server.settle_heap()
+        uvicorn.run(app, **options)
         return
     container.close()
     # uvicorn kills a worker that does not answer its health check in time; a worker still
@@ -95,12 +97,14 @@ def default_workers(database_url: str) -> int:
 
 def worker_app() -> Any:
     """The application of one `serve` worker process (the database is already migrated)."""
-    from kobliat import bootstrap
+    from kobliat import bootstrap, server
     from kobliat.api import create_app
 
     settings = Settings()
     logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
-    return create_app(settings, container=bootstrap.build(settings, run_migrations=False))
+    app = create_app(settings, container=bootstrap.build(settings, run_migrations=False))
+    server.settle_heap()
+    return app
 
 
 def _settings() -> Settings:

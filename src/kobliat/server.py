@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from typing import Any, cast
 
 import httptools
@@ -127,6 +128,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(_TIMED_OUT)
             self.transport.close()
+
+
+def settle_heap() -> None:
+    """Before serving: collect, then move everything alive (modules, the app, the settings)
+    out of the garbage collector's sight. Its full collections then scan only what requests
+    allocate, not the whole program, so they stop requests for less time."""
+    gc.collect()
+    gc.freeze()
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
