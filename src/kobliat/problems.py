@@ -31,13 +31,23 @@ RETRY_AFTER_SECONDS = 5
 
 
 class Problem(Exception):
-    """An HTTP error raised at the edge (auth, signatures, missing configuration)."""
+    """An HTTP error raised at the edge (auth, signatures, missing configuration); `extra`
+    goes into the body, `headers` onto the answer."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
@@ -189,7 +199,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(
-            exc.status, exc.code, exc.detail, instance=request.url.path, **exc.extra
+            exc.status,
+            exc.code,
+            exc.detail,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
         )
 
     @app.exception_handler(CursorError)

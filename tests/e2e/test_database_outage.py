@@ -108,7 +108,8 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
         status, headers, problem = call(conn, method, path, body, auth)
         assert (status, problem["code"]) == (503, "database-unavailable")
         assert "retry-after" in headers
-    assert call(conn, "GET", "/readyz")[0] == 503
+    status, headers, problem = call(conn, "GET", "/readyz")
+    assert (status, problem["code"], headers["retry-after"]) == (503, "database-unavailable", "5")
     assert conn.sock is sock, "the keep-alive connection was dropped during the outage"
 
     cluster.resume()

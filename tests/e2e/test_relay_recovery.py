@@ -8,8 +8,8 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +20,7 @@ from kobliat.api import create_app
 from kobliat.bootstrap import Container
 from kobliat.db import migrate
 from kobliat.db.tables import delivery_heads
-from kobliat.events import health, subscriptions
+from kobliat.events import subscriptions
 from kobliat.events.delivery import Sink
 from kobliat.events.relay import Relay
 from tests.builders import a_conversation
@@ -102,7 +102,9 @@ def test_relay_delivers_everything_after_the_database_restarts(
         own_cluster.pause()
         try:
             wait_for(lambda: client.get("/readyz").status_code == 503, what="readyz to fail")
-            assert client.get("/readyz").json()["code"] == "database-unavailable"
+            refused = client.get("/readyz")
+            assert refused.json()["code"] == "database-unavailable"
+            assert refused.headers["Retry-After"] == "5"
             time.sleep(3)  # every relay loop fails a number of times meanwhile
         finally:
             own_cluster.resume()
@@ -129,14 +131,18 @@ def test_a_claim_loop_that_ends_is_reported_then_started_again(db_url: str) -> N
         sink = _subscribe(container, receiver)
         wait_for(lambda: _claim_loops(client) == [2], what="claim loops")
 
-        async def end_one_claim_loop() -> dict[str, Any]:
+        async def end_one_claim_loop() -> httpx.Response:
             task = relay._workers[sink.id][0]
             task.cancel()
             await asyncio.wait([task])
-            return health.snapshot(container.db, relay=relay)
+            # Asked from the relay's own event loop, which cannot restart the loop meanwhile.
+            return client.get("/readyz")
 
         relays_loop = relay._loops["dispatch"].get_loop()
-        report = asyncio.run_coroutine_threadsafe(end_one_claim_loop(), relays_loop).result(30)
+        answer = asyncio.run_coroutine_threadsafe(end_one_claim_loop(), relays_loop).result(30)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert answer.json()["code"] == "relay-not-running"
+        report = answer.json()["relay"]
         assert report["ready"] is False
         assert report["loops_stopped_here"] == [f"claim {sink.id} #0"]
 
