@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,33 +18,18 @@ from kobliat.channels.samples import whatsapp as wa
 from kobliat.db.tables import messages
 from tests.conftest import create_database
 from tests.e2e.webhooks import API_KEY, WHATSAPP_SECRET
-from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+from tests.support.postgres import PostgresCluster
 from tests.support.serve import Served, serving
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    """A cluster of its own: this test stops and starts it."""
-    try:
-        own = start_cluster()
-    except PostgresUnavailable as exc:
-        if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
-@pytest.fixture
-def served(cluster: PostgresCluster, tmp_path: Path) -> Iterator[Served]:
-    """`kobliat serve` on the cluster (it migrates the empty database at start)."""
-    create_database(cluster, "outage")
+def served(own_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Served]:
+    """`kobliat serve` on the test's own cluster (it migrates the empty database at start)."""
+    create_database(own_cluster, "outage")
     env = {
-        "KOBLIAT_DATABASE_URL": cluster.url("outage"),
+        "KOBLIAT_DATABASE_URL": own_cluster.url("outage"),
         "KOBLIAT_API_KEYS": API_KEY,
         "KOBLIAT_WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
     }
@@ -82,8 +66,9 @@ def call(
 
 
 def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_lost(
-    cluster: PostgresCluster, served: Served
+    own_cluster: PostgresCluster, served: Served
 ) -> None:
+    cluster = own_cluster
     auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
     acknowledged: set[int] = set()

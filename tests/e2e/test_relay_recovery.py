@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select
@@ -24,6 +23,7 @@ from kobliat.events import subscriptions
 from kobliat.events.delivery import Sink
 from kobliat.events.relay import Relay
 from tests.builders import a_conversation
+from tests.conftest import create_database
 from tests.support.events import (
     a_container,
     assert_in_aggregate_order,
@@ -31,7 +31,7 @@ from tests.support.events import (
     read_stream,
 )
 from tests.support.nats import NatsServer
-from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+from tests.support.postgres import PostgresCluster
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.relay import running_relay, wait_for
 
@@ -62,35 +62,22 @@ def _claim_loops(client: TestClient) -> list[int]:
 
 
 @pytest.fixture
-def own_cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster of this test alone (it is stopped and started again)."""
-    import os
-
-    try:
-        cluster = start_cluster()
-    except PostgresUnavailable as exc:
-        if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    try:
-        with psycopg.connect(
-            f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute('CREATE DATABASE "kobliat"')
-        engine = create_engine(cluster.url("kobliat"))
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield cluster
-    finally:
-        cluster.stop()
+def migrated(own_cluster: PostgresCluster) -> PostgresCluster:
+    """The test's own cluster with a migrated database `kobliat` (it is stopped and started)."""
+    create_database(own_cluster, "kobliat")
+    engine = create_engine(own_cluster.url("kobliat"))
+    migrate.upgrade(engine)
+    engine.dispose()
+    return own_cluster
 
 
 @pytest.mark.postgres
 @pytest.mark.nats
 @pytest.mark.timeout(600)
 def test_relay_delivers_everything_after_the_database_restarts(
-    own_cluster: PostgresCluster, nats_server: NatsServer
+    migrated: PostgresCluster, nats_server: NatsServer
 ) -> None:
+    own_cluster = migrated
     container = a_container(own_cluster.url("kobliat"), nats_url=nats_server.url)
     with running_receiver() as receiver, running_relay(container) as relay:
         client = _health_client(container, relay)
