@@ -8,6 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,8 +33,11 @@ from tests.support.events import (
 )
 from tests.support.nats import NatsServer
 from tests.support.postgres import PostgresCluster
+from tests.support.processes import kobliat_env, relay_process, running
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.relay import running_relay, wait_for
+
+WAITING = "database unavailable at start; waiting"
 
 
 def _subscribe(container: Container, receiver: Receiver) -> Sink:
@@ -206,3 +210,29 @@ def test_a_dead_relays_aggregates_are_delivered_by_another_relay_within_its_shor
             wait_for(lambda: receiver.accepted_ids() >= expected, timeout=30, what="takeover")
     assert_in_aggregate_order(d.event for d in receiver.accepted())
     container.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_a_relay_started_while_the_database_is_down_waits_then_delivers(
+    migrated: PostgresCluster, tmp_path: Path
+) -> None:
+    container = a_container(migrated.url("kobliat"))
+    with running_receiver() as receiver:
+        _subscribe(container, receiver)
+        a_conversation(container.db)
+        expected = set(expected_events(container.db))
+        container.close()
+        migrated.pause()
+        relay = relay_process(kobliat_env(migrated.url("kobliat")), tmp_path)
+        with running(relay):
+            try:
+                wait_for(lambda: WAITING in relay.log_text(), what="the relay to say it waits")
+                time.sleep(3)  # it tries again a few times meanwhile
+                assert relay.alive(), relay.log_text()
+            finally:
+                migrated.resume()
+            wait_for(lambda: receiver.accepted_ids() >= expected, timeout=60, what="webhooks")
+            log = relay.log_text()
+    assert log.count(WAITING) == 1, log  # once per 30 s, not once per attempt
+    assert "Traceback" not in log
