@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -34,6 +35,7 @@ from kobliat.settings import Settings
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 HOUSEKEEPING_SECONDS = 5.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Sender:
@@ -55,6 +57,8 @@ class Sender:
             max_attempts=settings.send_max_attempts,
         )
         self._resend_safe = frozenset(p for p, c in clients.items() if c.resend_safe)
+        self._failed_retention = timedelta(hours=settings.send_failed_retention_hours)
+        self._pruned_at: float | None = None
         self._pacer = Pacer()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -203,8 +207,10 @@ class Sender:
             )
 
     async def _housekeeping(self) -> None:
-        """Settle sends whose sender died, and report the backlog."""
+        """Settle sends whose sender died, report the backlog and, hourly, prune failed sends
+        past their retention."""
         while True:
+            await self._prune()
             settled = await self._write(
                 functools.partial(service.recover_expired, limit=100, resend_safe=self._resend_safe)
             )
@@ -221,6 +227,17 @@ class Sender:
                 metrics.SEND_QUEUE.labels(state).set(count)
             self._pacer.forget_idle()
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def _prune(self) -> None:
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        total, prune = 0, functools.partial(service.prune_failed, older_than=self._failed_retention)
+        while (count := await self._write(prune)) > 0:
+            total += count
+        self._pruned_at = now
+        if total:
+            log.info("failed sends pruned", rows=total)
 
     def _has_due(self) -> bool:
         # Read first: an idle sender then costs no write transaction (SQLite's lock is shared).
