@@ -29,6 +29,7 @@ from kobliat.inbox import group_commit
 from kobliat.inbox import worker as inbox_worker
 from kobliat.messages.routes import router as messages_router
 from kobliat.settings import Settings
+from kobliat.webhooks.lane import WebhookLane
 from kobliat.webhooks.routes import router as webhooks_router
 
 
@@ -90,8 +91,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         api=configured.api_max_body_bytes,
         seconds=configured.http_body_timeout_seconds,
     )
-    # Added innermost first: a request meets Observe, then LimitBodies, then RequireKeyFirst.
+    # Added innermost first: a request meets Observe, then LimitBodies, then the webhooks'
+    # lane (provider POSTs leave for their handler there), then RequireKeyFirst.
     app.add_middleware(RequireKeyFirst, protected=protected)
+    app.add_middleware(WebhookLane)
     app.add_middleware(LimitBodies, limits=limits)
     app.add_middleware(Observe)
     app.add_middleware(RequestId)  # around Observe: the access log line carries the id

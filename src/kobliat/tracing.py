@@ -97,10 +97,10 @@ class TraceContextMiddleware:
         if self.traced is not None:
             await self.traced(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if "traceparent" not in headers:
-            await self.app(scope, receive, send)
+        if not any(name == b"traceparent" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)  # the common case: nothing to carry
             return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         token = context.attach(propagate.extract(headers))
         try:
             await self.app(scope, receive, send)

@@ -1,14 +1,15 @@
 """Group commit for the webhook hot path on PostgreSQL.
 
 Each verified delivery the fast path can take (`kobliat.ingest_fast`) is handed to one writer per
-process. The writer takes everything pending (up to `batch_size`), sorts it by sender so two
-processes' writers lock conversations in the same order, and sends it as ONE pipelined
-transaction on its own psycopg async connection: BEGIN, one prepared function call per
-delivery, COMMIT, in a single round trip. Each request is answered only after that shared commit,
-so a delivery is still durable before its 200. When the batch fails as a whole (a deadlock, a
-bad delivery, a lost connection), nothing of it is kept and every delivery in it goes through the
-general flow on its own, which retries, stores failures for the worker, and answers as before:
-one bad delivery costs its neighbours a slower path, never their delivery.
+process. The writer takes everything pending (up to `batch_size`), sorts it by sender so any two
+batches (of two processes, or the two a writer may have in flight at once) lock conversations in
+the same order and cannot deadlock, and sends it as ONE statement on one of its own psycopg
+async connections: the statement hands every delivery's parameters to the function in
+turn, all in one transaction and one round trip. Each request is answered only after that shared
+commit, so a delivery is still durable before its 200. When the batch fails as a whole (a
+deadlock, a bad delivery, a lost connection), nothing of it is kept and every delivery in it
+goes through the general flow on its own, which retries, stores failures for the worker, and
+answers as before: one bad delivery costs its neighbours a slower path, never their delivery.
 
 In `kobliat serve` the writer is a task on the server's event loop (`serving`, entered by the
 app's lifespan): handing it a delivery costs no thread switch at all. Without it (an app whose
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -42,14 +44,18 @@ log = structlog.get_logger(__name__)
 Answer = ingest_fast.Answer
 Waiter = Future[Answer] | asyncio.Future[Answer]
 Pending = tuple[ingest_fast.FastCall, Waiter]
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
 
 class GroupCommit:
     """One writer: batches fast-path deliveries into shared, pipelined transactions."""
 
-    def __init__(self, url: str, *, batch_size: int = 64, idle_seconds: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, batch_size: int = 64, idle_seconds: float = 5.0, connections: int = 2
+    ) -> None:
         self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._batch_size = batch_size
+        self._connections = connections
         self._idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._pending: list[Pending] = []
@@ -117,17 +123,25 @@ class GroupCommit:
         started.wait()
 
     async def _run(self, *, idle_seconds: float | None) -> None:
-        conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         wake = self._wake
         assert wake is not None
+        # Each connection writes one batch at a time; with two, the next batch goes out while the
+        # last one is still in the database, so neither the server nor the database waits on the
+        # other. A connection is None until first used and after a failure.
+        free: list[Connection | None] = [None] * self._connections
+        writing: set[asyncio.Task[Connection | None]] = set()
         try:
             while True:
+                if not free:
+                    done, writing = await asyncio.wait(writing, return_when=FIRST_COMPLETED)
+                    free.extend(task.result() for task in done)
+                    continue
+                batch = self._take()
+                if batch:
+                    writing.add(asyncio.create_task(self._commit(free.pop(), batch)))
+                    continue
                 idle = not await wait_event(wake, idle_seconds)
                 wake.clear()
-                batch = self._take()
-                while batch:
-                    conn = await self._commit(conn, batch)
-                    batch = self._take()
                 with self._lock:
                     if not self._pending and (self._stopping or idle):
                         # The next submit starts a new writer.
@@ -135,8 +149,9 @@ class GroupCommit:
                         self._stopping = False
                         return
         finally:
-            if conn is not None:
-                await conn.close()
+            for conn in [*free, *[_connection(task) for task in await _finished(writing)]]:
+                if conn is not None:
+                    await conn.close()
 
     def _take(self) -> list[Pending]:
         with self._lock:
@@ -148,9 +163,7 @@ class GroupCommit:
         live = [item for item in taken if _claim(item[1])]
         return sorted(live, key=lambda item: item[0].order)
 
-    async def _commit(
-        self, conn: psycopg.AsyncConnection[tuple[object, ...]] | None, batch: list[Pending]
-    ) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
+    async def _commit(self, conn: Connection | None, batch: list[Pending]) -> Connection | None:
         """Write one batch; returns the connection to use next (None after a failure)."""
         try:
             if conn is None:
@@ -175,6 +188,20 @@ def running(writer: GroupCommit | None) -> AbstractAsyncContextManager[None]:
     return nullcontext() if writer is None else writer.serving()
 
 
+async def _finished(
+    tasks: set[asyncio.Task[Connection | None]],
+) -> set[asyncio.Task[Connection | None]]:
+    """The tasks once all have ended (a batch being written is let finish: its requests wait)."""
+    if tasks:
+        await asyncio.wait(tasks)
+    return tasks
+
+
+def _connection(task: asyncio.Task[Connection | None]) -> Connection | None:
+    """The connection a finished batch hands back (None when the task did not end normally)."""
+    return None if task.cancelled() or task.exception() is not None else task.result()
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -189,22 +216,20 @@ def _claim(done: Waiter) -> bool:
     return not done.cancelled()
 
 
-async def _write(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], calls: list[ingest_fast.FastCall]
-) -> list[ingest_fast.Answer]:
-    """BEGIN, every call, COMMIT, sent together; the answers once the commit is done."""
-    cursors = []
-    async with conn.pipeline(), conn.transaction():
-        for call in calls:
-            cursor = conn.cursor()
-            await cursor.execute(ingest_fast.STATEMENT, call.params, prepare=True)
-            cursors.append(cursor)
-    answers = []
-    for cursor in cursors:
-        row = await cursor.fetchone()
-        assert row is not None
-        answers.append(cast(ingest_fast.Answer, row[0]))
-    return answers
+async def _write(conn: Connection, calls: list[ingest_fast.FastCall]) -> list[ingest_fast.Answer]:
+    """Every call in one statement (one transaction, autocommit); the answers once it has
+    committed. A call JSON cannot carry is answered 'fallback' without being sent."""
+    elements = [ingest_fast.batch_element(call) for call in calls]
+    sent = [element for element in elements if element is not None]
+    answers: list[ingest_fast.Answer] = []
+    if sent:
+        document = b"[" + b",".join(sent) + b"]"
+        cursor = await conn.execute(ingest_fast.BATCH_STATEMENT, (document.decode(),), prepare=True)
+        answers = [cast(ingest_fast.Answer, row[0]) for row in await cursor.fetchall()]
+    if len(answers) != len(sent):
+        raise RuntimeError(f"the batch of {len(sent)} was answered {len(answers)} times")
+    given = iter(answers)
+    return ["fallback" if element is None else next(given) for element in elements]
 
 
 async def accept(

@@ -24,8 +24,9 @@ SINGLE_HEADERS = tuple(
 )
 
 
-def refuse_repeated_headers(request: Request) -> None:
-    """A 400 problem when a signature or delivery-id header is sent more than once."""
+async def refuse_repeated_headers(request: Request) -> None:
+    """A 400 problem when a signature or delivery-id header is sent more than once (async:
+    a sync dependency would cost every webhook a trip through the thread pool)."""
     for name in SINGLE_HEADERS:
         if len(request.headers.getlist(name)) > 1:
             channel = request.url.path.rstrip("/").rpartition("/")[2]

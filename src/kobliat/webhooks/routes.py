@@ -101,10 +101,14 @@ def _webhook(channel: Channel) -> Callable[[Request], Awaitable[Response]]:
     return receive
 
 
+# The POST handler of each channel by path: the routes below (which document them in the
+# OpenAPI schema) and `kobliat.webhooks.lane`, which calls them straight from the edge.
+HANDLERS = {f"/webhooks/{name}": _webhook(channel) for name, channel in CHANNELS.items()}
+
 for _channel in CHANNELS.values():
     router.add_api_route(
         f"/{_channel.name}",
-        _webhook(_channel),
+        HANDLERS[f"/webhooks/{_channel.name}"],
         methods=["POST"],
         name=f"{_channel.name}_webhook",
         description=_channel.webhook_doc,
