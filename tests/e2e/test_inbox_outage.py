@@ -4,9 +4,7 @@ traceback per poll), and processes what waited once the database is back."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +21,7 @@ from tests.conftest import create_database
 from tests.e2e.inbox_helpers import inbox_rows, rename_table, store_unprocessed
 from tests.e2e.webhooks import message_by_external_id, settings_for
 from tests.support.postgres import PostgresCluster
-from tests.support.relay import wait_for
+from tests.support.relay import in_a_thread, wait_for
 
 FAILED = "inbox worker failed; retrying"
 POLL = 0.05  # forty polls a second: an outage of a second or two fails many of them
@@ -33,15 +31,8 @@ POLL = 0.05  # forty polls a second: an outage of a second or two fails many of 
 def worker_running(db: Database, *, log_every: float) -> Iterator[InboxWorker]:
     """An inbox worker polling every POLL seconds in a thread of its own, stopped at the end."""
     worker = InboxWorker(db, settings_for(db), interval=POLL, log_failures_every=log_every)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
-    thread.start()
-    try:
+    with in_a_thread(worker, what="the inbox worker"):
         yield worker
-    finally:
-        loop.call_soon_threadsafe(worker.stop)
-        thread.join(timeout=60)
-        loop.close()
 
 
 def failures(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
