@@ -63,7 +63,8 @@ class FailureLog:
     """Logs a long-running loop's failures at most once per `interval`, counting the repeats in
     between, so an outage costs a few lines instead of thousands. Database errors of every loop
     share one entry (an outage is one cause) and carry no traceback; anything else is logged
-    with one. The relay's loops share one; the inbox worker has its own (`message` says whose)."""
+    with one. The relay's loops share one; the inbox worker, the sender and a process waiting
+    for its database at start each have their own (`message` says whose)."""
 
     interval: float = 30.0
     message: str = "relay loop failed; retrying"

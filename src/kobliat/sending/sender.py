@@ -26,6 +26,7 @@ from kobliat import logs, metrics
 from kobliat.aio import wait_event
 from kobliat.db.engine import Database
 from kobliat.db.uow import UnitOfWork
+from kobliat.events.loops import FailureLog
 from kobliat.sending import service
 from kobliat.sending.clients import Client
 from kobliat.sending.model import Job, Outcome
@@ -59,6 +60,7 @@ class Sender:
         self._resend_safe = frozenset(p for p, c in clients.items() if c.resend_safe)
         self._failed_retention = timedelta(hours=settings.send_failed_retention_hours)
         self._pruned_at: float | None = None
+        self._failures = FailureLog(message="sender loop failed; retrying")
         self._pacer = Pacer()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -91,8 +93,8 @@ class Sender:
             claimed = 0
             try:
                 claimed = await self._claim(http)
-            except Exception:
-                log.exception("send claim failed; retrying")
+            except Exception as exc:  # an outage fails every poll: say so once per interval
+                self._failures.failed("claim", exc)
             if claimed == 0:
                 await wait_event(self._wake, self._poll)
                 self._wake.clear()
@@ -254,8 +256,8 @@ class Sender:
                 await loop()  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("sender housekeeping failed; retrying")
+            except Exception as exc:
+                self._failures.failed("housekeeping", exc)
                 await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _write(self, work: Callable[[UnitOfWork], T]) -> T:
