@@ -75,6 +75,22 @@ def _bad_text(text: str) -> tuple[str, list[str]] | None:
     return None
 
 
+# What can make a value parsed from a JSON body (or from JSON text inside one) break a limit:
+# the literals NaN and Infinity and numbers past a double's range (the standard parser takes
+# them), and an escaped lone surrogate. Valid escaped pairs match too: they only cost the walk.
+_MAYBE_UNSTORABLE = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|\\u[dD][89a-fA-F]")
+
+
+def plainly_storable(body: bytes) -> bool:
+    """True when no value parsed from this JSON object body can break a limit, judged from the
+    raw bytes alone (NUL aside): too few brackets to nest deep, nothing that parses to NaN,
+    Infinity or a lone surrogate. False means only that the values must be walked."""
+    if body.lstrip()[:1] != b"{":
+        return False  # not JSON (a form): its fields are judged the long way
+    brackets = body.count(b"{") + body.count(b"[")
+    return brackets <= MAX_DEPTH // 2 and _MAYBE_UNSTORABLE.search(body) is None
+
+
 def describe(found: tuple[str, tuple[str, ...]]) -> str:
     """A reason from `unstorable` as one line: what, and where (a long path shortened)."""
     reason, path = found

@@ -70,6 +70,11 @@ def headers_of(envelope: Mapping[str, Any]) -> dict[str, str]:
 def span(name: str, *, parent: Mapping[str, Any] | None = None, **attributes: Any) -> Iterator[Any]:
     """A span around some work; with `parent` (an event envelope), a child of the request that
     wrote the event."""
+    if _provider is None and parent is None:
+        # Nothing is recorded, and the current context (the caller's traceparent) stays as it
+        # is: skip building a no-op span on every webhook.
+        yield trace.INVALID_SPAN
+        return
     ctx = propagate.extract(headers_of(parent)) if parent is not None else None
     clean = {key: value for key, value in attributes.items() if value is not None}
     with tracer().start_as_current_span(name, context=ctx, attributes=clean) as current:

@@ -60,10 +60,14 @@ def test_webhooks_carry_the_callers_trace_into_their_events_on_every_path(
     hooks.client.headers["traceparent"] = TRACEPARENT
     first = hooks.whatsapp(wa.text(message_id="wamid.traced-1"))  # a first contact
     again = hooks.whatsapp(wa.text(message_id="wamid.traced-2"))  # known sender (fast path)
-    assert first.status_code == again.status_code == 200
+    # A new sender to the known business number: its first contact's own hot path.
+    new = hooks.whatsapp(wa.text(wa_id="447911000111", message_id="wamid.traced-3"))
+    assert first.status_code == again.status_code == new.status_code == 200
     created = events_of(db, "message.inbound.created")
-    assert len(created) == 2
-    assert {e["traceparent"].split("-")[1] for e in created} == {TRACE_ID}
+    assert len(created) == 3
+    caused = [*created, *events_of(db, "customer.created"), *events_of(db, "conversation.opened")]
+    assert len(caused) == 3 + 3 + 2
+    assert {e["traceparent"].split("-")[1] for e in caused} == {TRACE_ID}
     ingest = [s for s in spans.get_finished_spans() if s.name == "kobliat.ingest"]
-    assert len(ingest) == 2
+    assert len(ingest) == 3
     assert {format(s.context.trace_id, "032x") for s in ingest} == {TRACE_ID}

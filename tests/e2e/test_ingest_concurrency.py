@@ -84,3 +84,33 @@ def test_parallel_first_contacts_from_one_new_sender_create_one_customer_and_con
     assert len(events_of(db, "customer.created")) == 2
     assert len(events_of(db, "conversation.opened")) == 1
     assert len(events_of(db, "message.inbound.created")) == 20
+
+
+def test_parallel_first_contacts_to_a_known_business_number_store_each_message_once(
+    db: Database,
+) -> None:
+    # The business number is known: on PostgreSQL these first contacts take the hot path's
+    # first-contact function, racing on each new customer.
+    hooks = webhooks_for(db)
+    assert (
+        hooks.whatsapp(wa.text(wa_id="15550001000", message_id="wamid.before")).status_code == 200
+    )
+    senders = [f"1555002{n:04d}" for n in range(5)]
+    bodies = {
+        (sender, n): wa.text(wa_id=sender, name=f"New {sender}", message_id=f"wamid.{sender}-{n}")
+        for sender in senders
+        for n in range(4)
+    }
+    repeated = [bodies[sender, 0] for sender in senders]  # each sender's first, twice
+
+    codes = at_once(
+        [lambda body=body: hooks.whatsapp(body) for body in [*bodies.values(), *repeated]]
+    )
+
+    assert codes == [200] * 25
+    assert count(db, messages) == 1 + 20
+    assert count(db, customers) == 2 + 5
+    assert count(db, conversations) == 1 + 5
+    assert len(events_of(db, "customer.created")) == 2 + 5
+    assert len(events_of(db, "conversation.opened")) == 1 + 5
+    assert len(events_of(db, "message.inbound.created")) == 1 + 20

@@ -2,10 +2,11 @@
 
 Both databases start as one (the second is a copy of the first after the same first contacts),
 then take the same deliveries: one through `inbox.accept` (the general flow), the other through
-the group commit (`kobliat_ingest_direct` where it applies, the general flow where it answers
-'fallback'). Ids the two could not share (new messages, events, customers and conversations
-made afterwards) are compared by what identifies them; timestamps taken from the clock are left
-out; every provider-given value, sequence and feed key relation is compared as is.
+the group commit (`kobliat_ingest_direct` where it applies, `kobliat_ingest_first` for a sender
+it answers 'new-sender' to, the general flow where they answer 'fallback'). Ids the two could
+not share (new messages, events, customers and conversations made afterwards) are compared by
+what identifies them; timestamps taken from the clock are left out; every provider-given value,
+sequence and feed key relation is compared as is.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def first_contacts() -> list[bytes]:
 
 
 def mixed_deliveries() -> list[bytes]:
-    """The common case, and every case the fast path must leave to the general flow."""
+    """The common case, first contacts, and every case the fast path must leave to the general
+    flow."""
     a, b, c, _ = KNOWN
     plain = wa.text(wa_id=a, name=f"Sender {a}", message_id="wamid.m1", body="hello")
+    first = wa.text(wa_id="15559999999", name="New", message_id="wamid.m6")
     return [
         plain,
         plain,  # the same delivery again
@@ -88,12 +91,27 @@ def mixed_deliveries() -> list[bytes]:
         wa.media("image", wa_id=b, name=f"Sender {b}", message_id="wamid.m3"),
         wa.text(wa_id=b, name="Renamed", message_id="wamid.m4"),  # profile change
         wa.text(wa_id=c, name=f"Sender {c}", message_id="wamid.m5"),  # closed conversation
-        wa.text(wa_id="15559999999", name="New", message_id="wamid.m6"),  # first contact
+        first,  # first contact
+        first,  # the same delivery again
+        wa.text(wa_id="15559999999", name="New", message_id="wamid.m6", timestamp=2),
+        wa.text(wa_id="15559999999", name="New", message_id="wamid.m6b"),  # known by now
+        wa.media("video", wa_id="15558888888", name="Newer", message_id="wamid.m6c"),
+        wa.bsuid_text(message_id="wamid.m6d"),  # a new sender with profile metadata
+        wa.text(wa_id="15557777777", name="Late", message_id="wamid.m1"),  # a stored message id
+        wa.text(wa_id="15556666666", name="Grouped", message_id="wamid.m6e", group_id="G1"),
+        other_business(wa.text(wa_id="15555555555", name="Elsewhere", message_id="wamid.m6f")),
         wa.text(wa_id=a, name=f"Sender {a}", message_id="wamid.m7", reply_to="wamid.m1"),
         wa.text(wa_id=a, name=f"Sender {a}", message_id="wamid.m8", body="nul \x00 here"),
         wa_sample.status(message_id="wamid.unknown", status="delivered"),
         wa_sample.batch(),
     ]
+
+
+def other_business(body: bytes) -> bytes:
+    """The same delivery to a business number kobliat has not seen yet."""
+    return body.replace(wa_sample.PHONE_NUMBER_ID.encode(), b"309999999999999").replace(
+        wa_sample.DISPLAY_PHONE_NUMBER.encode(), b"12025550199"
+    )
 
 
 @pytest.fixture
@@ -134,7 +152,10 @@ def test_fast_path_writes_the_rows_and_events_the_general_flow_writes(
     finally:
         writer.close()
 
-    assert "stored" in answers and "fallback" in answers  # both paths were taken
+    # Every path was taken; first contacts (text, media, with metadata) in one round trip each.
+    assert {"stored", "fallback", "delivery-duplicate"} <= set(answers)
+    assert answers.count("new-sender: stored") == 3
+    assert "new-sender: fallback" in answers  # the stored message id
     fast_rows, general_rows = snapshot(fast), snapshot(general)
     for table, rows in general_rows.items():
         assert fast_rows[table] == rows, table
@@ -177,12 +198,19 @@ def test_concurrent_deliveries_keep_sequences_gapless(
 
 
 def _peek(db: Database, call: ingest_fast.FastCall) -> str:
-    """What the function answers for this call now, without keeping anything."""
+    """What the functions answer for this call now (both rounds for a new sender), without
+    keeping anything."""
     with psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        row = conn.execute(ingest_fast.STATEMENT, call.params).fetchone()
+        row = conn.execute(call.statement, call.params).fetchone()
+        assert row is not None
+        answer = str(row[0])
+        if answer == "new-sender":
+            second = ingest_fast.first_contact(call)
+            row = conn.execute(second.statement, second.params).fetchone()
+            assert row is not None
+            answer = f"{answer}: {row[0]}"
         conn.rollback()
-    assert row is not None
-    return str(row[0])
+    return answer
 
 
 def feed_keys_follow_sequences(db: Database) -> bool:
@@ -213,7 +241,10 @@ def snapshot(db: Database) -> dict[str, Any]:
             t.name: [dict(r._mapping) for r in conn.execute(select(t))]
             for t in (customers, conversations_t, conversation_participants, messages, inbox_t)
         }
-        events = [dict(r._mapping) for r in conn.execute(select(outbox))]
+        events = [
+            dict(r._mapping)
+            for r in conn.execute(select(outbox).order_by(outbox.c.txid, outbox.c.id))
+        ]
         sequences = [dict(r._mapping) for r in conn.execute(select(aggregate_sequences))]
     names = _names(tables)
     result = {
@@ -224,7 +255,18 @@ def snapshot(db: Database) -> dict[str, Any]:
     result["aggregate_sequences"] = sorted(
         (names.get(r["aggregate_id"], "?"), r["last_sequence"]) for r in sequences
     )
+    result["feed"] = _feed(events, names)
     return result
+
+
+def _feed(events: list[dict[str, Any]], names: dict[str, str]) -> list[tuple[Any, ...]]:
+    """The feed's order (feed key, then id) with each key named by its rank, and the key each
+    aggregate's sequence row holds: which events share a transaction, and in what order."""
+    ranks = {txid: rank for rank, txid in enumerate(sorted({e["txid"] for e in events}))}
+    return [
+        (ranks[e["txid"]], e["event_type"], names.get(e["aggregate_id"], "?"), e["sequence"])
+        for e in events
+    ]
 
 
 def _names(tables: dict[str, list[dict[str, Any]]]) -> dict[str, str]:

@@ -42,3 +42,8 @@ def test_simulate_signs_every_sample_of_every_channel_so_it_verifies(channel: Ch
         assert channel.verify(body, headers, url, secret), name
         other = channel.secrets[channel.secret_env]()
         assert not channel.verify(body, headers, url, other), name
+
+
+def test_only_twilio_signs_the_url_it_called() -> None:
+    # The webhook route spells the URL out only for channels whose signature covers it.
+    assert {c.name for c in CHANNELS.values() if c.signs_url} == {"twilio"}

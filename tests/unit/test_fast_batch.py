@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import orjson
+import pytest
 
-from kobliat import ingest_fast
+from kobliat import ingest_fast, jsonlimits
 
 
 def test_an_element_carries_bytes_as_base64_and_everything_else_as_json() -> None:
@@ -36,6 +37,31 @@ def test_text_json_cannot_carry_is_left_to_the_general_flow() -> None:
 
 def test_the_batch_statement_takes_every_parameter_in_order() -> None:
     statement = ingest_fast.BATCH_STATEMENT
-    assert statement.count("e->>") == len(ingest_fast.PARAM_TYPES)
-    assert "decode(e->>2, 'base64')" in statement
+    direct, first = len(ingest_fast.PARAM_TYPES), len(ingest_fast.FIRST_PARAM_TYPES)
+    assert statement.count("e->>") == direct + first  # each function takes all of its own
+    assert f"jsonb_array_length(e) = {direct} THEN kobliat_ingest_direct(" in statement
+    assert "ELSE kobliat_ingest_first(" in statement and f"(e->>{first - 1})::jsonb)" in statement
+    assert statement.count("decode(e->>2, 'base64')") == 2
     assert statement.endswith("ORDER BY n")
+
+
+@pytest.mark.parametrize(
+    ("body", "plain"),
+    [
+        (b'{"entry": [{"text": "hello", "n": 1.5e10}]}', True),
+        (b'  {"a": "caf\\u00e9"}', True),
+        (b'{"a": NaN}', False),
+        (b'{"a": -Infinity}', False),
+        (b'{"a": 1e400}', False),
+        (b'{"a": "\\ud800"}', False),
+        (b'{"a": "{\\"b\\": \\"\\\\udfff\\"}"}', False),  # JSON text inside a JSON string
+        (b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", False),
+        (b"Body=hello&From=%2B15550001", False),  # a form: walked the long way
+    ],
+)
+def test_a_body_is_plainly_storable_only_when_nothing_in_it_can_break_a_limit(
+    body: bytes, plain: bool
+) -> None:
+    assert jsonlimits.plainly_storable(body) is plain
+    if plain:  # and then walking what it parses to finds nothing either
+        assert jsonlimits.unstorable(orjson.loads(body)) is None

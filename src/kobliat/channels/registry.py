@@ -51,6 +51,7 @@ class Channel:
     webhook_doc: str  # the webhook operation's description
     header_only: bool = False  # the check covers no body: done before the body is read
     acknowledgement: tuple[str, str] | None = None  # (content, media type) instead of JSON
+    signs_url: bool = False  # the signature covers the URL the provider called
 
     @property
     def secret_env(self) -> str:
@@ -156,6 +157,7 @@ TWILIO = Channel(
     ),
     # Empty TwiML: acknowledge without replying to the sender.
     acknowledgement=("<Response/>", "text/xml"),
+    signs_url=True,
 )
 GENERIC = Channel(
     name="generic",

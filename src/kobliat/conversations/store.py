@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -12,10 +13,11 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     Update,
+    bindparam,
     case,
     delete,
-    literal,
     literal_column,
     or_,
     select,
@@ -35,6 +37,11 @@ c = conversations_t.c
 # to `conversations_open_key_uq` (ON CONFLICT then fails; a lookup cannot use the index).
 NOT_CLOSED: ColumnElement[bool] = literal_column("status <> 'closed'")
 p = participants_t.c
+_PARTICIPANTS_OF = (
+    select(participants_t)
+    .where(p.conversation_id.in_(bindparam("ids", expanding=True)))
+    .order_by(p.conversation_id, p.joined_at, p.id)
+)
 
 
 def _to_conversation(row: Row[Any], members: Sequence[Participant]) -> Conversation:
@@ -78,18 +85,28 @@ def insert_if_key_free(conn: Connection, conv: Conversation) -> bool:
 
     The partial unique index `conversations_open_key_uq` is what makes concurrent openers agree.
     """
-    stmt = dialect.dialect_insert(conn, conversations_t).values(**_row_values(conv))
-    if conv.conversation_key is not None:
-        stmt = stmt.on_conflict_do_nothing(
-            index_elements=[c.conversation_key], index_where=NOT_CLOSED
-        )
-    inserted = conn.execute(stmt.returning(c.id)).first() is not None
+    stmt = _insert_conversation(conn.dialect.name, keyed=conv.conversation_key is not None)
+    inserted = conn.execute(stmt, _row_values(conv)).first() is not None
     if inserted and conv.participants:
         conn.execute(
-            participants_t.insert(),
+            _INSERT_PARTICIPANT,
             [_participant_values(conv.id, member) for member in conv.participants],
         )
     return inserted
+
+
+@functools.cache
+def _insert_conversation(dialect_name: str, *, keyed: bool) -> Any:
+    # Built once per dialect: every first contact runs it.
+    stmt = dialect.insert_for(dialect_name, conversations_t)
+    if keyed:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=[c.conversation_key], index_where=NOT_CLOSED
+        )
+    return stmt.returning(c.id)
+
+
+_INSERT_PARTICIPANT = participants_t.insert()
 
 
 def _participant_values(conversation_id: UUID, member: Participant) -> dict[str, Any]:
@@ -140,13 +157,17 @@ def find_open_by_key(
     conn: Connection, key: str, *, for_update: bool = False
 ) -> Conversation | None:
     """The non-closed conversation holding `key`, if any; `for_update` locks its row."""
-    stmt = select(conversations_t).where(c.conversation_key == key, NOT_CLOSED)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = conn.execute(_open_by_key(for_update), {"key": key}).first()
     if row is None:
         return None
     return _to_conversation(row, participants_of(conn, [row.id])[row.id])
+
+
+@functools.cache
+def _open_by_key(for_update: bool) -> Select[Any]:
+    # Built once: every inbound message looks up its conversation.
+    stmt = select(conversations_t).where(c.conversation_key == bindparam("key"), NOT_CLOSED)
+    return stmt.with_for_update() if for_update else stmt
 
 
 def participants_of(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, list[Participant]]:
@@ -157,11 +178,7 @@ def participants_of(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, list[Pa
         found[cid] = []
     if not wanted:
         return found
-    rows = conn.execute(
-        select(participants_t)
-        .where(p.conversation_id.in_(wanted))
-        .order_by(p.conversation_id, p.joined_at, p.id)
-    )
+    rows = conn.execute(_PARTICIPANTS_OF, {"ids": wanted})
     for row in rows:
         found[row.conversation_id].append(
             Participant(
@@ -220,14 +237,22 @@ def _unless_key_taken(conn: Connection, stmt: Update) -> bool:
 
 def record_message_time(conn: Connection, conversation_id: UUID, at: datetime) -> bool:
     """Move last_message_at forward to `at` (never back: providers deliver out of order)."""
-    moment = literal(at, type_=UTCDateTime())
+    result = conn.execute(_RECORD_MESSAGE_TIME, {"conversation_id": conversation_id, "at": at})
+    return bool(result.rowcount)
+
+
+def _record_message_time() -> Update:
+    moment = bindparam("at", type_=UTCDateTime())
     later = or_(c.last_message_at.is_(None), c.last_message_at < moment)
-    result = conn.execute(
+    return (
         update(conversations_t)
-        .where(c.id == conversation_id)
+        .where(c.id == bindparam("conversation_id"))
         .values(
             last_message_at=case((later, moment), else_=c.last_message_at),
             last_activity_at=case((c.last_activity_at < moment, moment), else_=c.last_activity_at),
         )
     )
-    return bool(result.rowcount)
+
+
+# Built once: every inbound message runs them.
+_RECORD_MESSAGE_TIME = _record_message_time()

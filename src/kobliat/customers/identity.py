@@ -22,6 +22,7 @@ Digits without `+` are read as a number with its country code (WhatsApp's wa_ids
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -83,6 +84,7 @@ def normalise_sms_address(raw: str, *, default_region: str | None = None) -> str
         ) from exc
 
 
+@functools.lru_cache(maxsize=16384)  # parsing costs ~0.1 ms, and senders write again and again
 def normalise_phone(raw: str, *, default_region: str | None = None) -> str:
     """E.164 with `+`, Brazil's and Mexico's WhatsApp variants folded; InvalidInput if no phone
     (or one in national form without a `default_region`)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, and_, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, update
 
 from kobliat.customers.model import Customer
 from kobliat.db import dialect
@@ -28,21 +29,26 @@ def _to_customer(row: Row[Any]) -> Customer:
 
 def insert_if_absent(conn: Connection, customer: Customer) -> bool:
     """Insert unless the identity exists already; True when this call inserted it."""
-    stmt = (
-        dialect.dialect_insert(conn, customers)
-        .values(
-            id=customer.id,
-            external_id=customer.external_id,
-            external_type=customer.external_type,
-            name=customer.name,
-            metadata=customer.metadata,
-            created_at=customer.created_at,
-            updated_at=customer.updated_at,
-        )
+    values = {
+        "id": customer.id,
+        "external_id": customer.external_id,
+        "external_type": customer.external_type,
+        "name": customer.name,
+        "metadata": customer.metadata,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+    }
+    return conn.execute(_insert_if_absent(conn.dialect.name), values).first() is not None
+
+
+@functools.cache
+def _insert_if_absent(dialect_name: str) -> Any:
+    # Built once per dialect: every first contact runs it.
+    return (
+        dialect.insert_for(dialect_name, customers)
         .on_conflict_do_nothing(index_elements=[customers.c.external_type, customers.c.external_id])
         .returning(customers.c.id)
     )
-    return conn.execute(stmt).first() is not None
 
 
 def get(conn: Connection, customer_id: UUID, *, for_update: bool = False) -> Customer | None:
@@ -58,13 +64,19 @@ def get_by_identity(
     conn: Connection, external_type: str, external_id: str, *, for_update: bool = False
 ) -> Customer | None:
     """The customer with this (normalised) identity."""
-    stmt = select(customers).where(
-        customers.c.external_type == external_type, customers.c.external_id == external_id
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    params = {"external_type": external_type, "external_id": external_id}
+    row = conn.execute(_by_identity(for_update), params).first()
     return _to_customer(row) if row else None
+
+
+@functools.cache
+def _by_identity(for_update: bool) -> Select[Any]:
+    # Built once: every webhook looks up its sender and business endpoint.
+    stmt = select(customers).where(
+        customers.c.external_type == bindparam("external_type"),
+        customers.c.external_id == bindparam("external_id"),
+    )
+    return stmt.with_for_update() if for_update else stmt
 
 
 def get_many(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, Customer]:

@@ -108,7 +108,12 @@ def writing(engine: Engine) -> Iterator[None]:
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """The INSERT … ON CONFLICT construct of the connection's dialect."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return insert_for(conn.dialect.name, table)
+
+
+def insert_for(dialect_name: str, table: Table) -> Any:
+    """The INSERT … ON CONFLICT construct of a dialect, by name (for statements built once)."""
+    module = postgresql if dialect_name == "postgresql" else sqlite
     return module.insert(table)
 
 
@@ -167,7 +172,12 @@ def feed_horizon(conn: Connection) -> int | None:
 
 def current_txid(conn: Connection) -> ColumnElement[int]:
     """SQL for the writing transaction's id (PostgreSQL), or 0 where writers are serialised."""
-    if conn.dialect.name != "postgresql":
+    return txid_for(conn.dialect.name)
+
+
+def txid_for(dialect_name: str) -> ColumnElement[int]:
+    """`current_txid` of a dialect, by name (for statements built once)."""
+    if dialect_name != "postgresql":
         return literal(0, BigInteger)
     return literal_column("pg_current_xact_id()::text::bigint", BigInteger)
 

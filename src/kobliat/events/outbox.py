@@ -9,12 +9,13 @@ The same row also carries the aggregate's latest feed-order key (`last_txid`); s
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, case, or_, select
+from sqlalchemy import Connection, Integer, and_, bindparam, case, or_, select
 
 from kobliat import pagination
 from kobliat.db import dialect
@@ -62,20 +63,29 @@ def append(conn: Connection, events: list[DomainEvent]) -> None:
 
 def _reserve(conn: Connection, aggregate_id: str, count: int) -> tuple[int, int]:
     """Advance the aggregate's sequence by `count`; returns (new last sequence, feed key)."""
+    params = {"aggregate_id": aggregate_id, "count": count}
+    row = conn.execute(_reserving(conn.dialect.name), params).one()
+    return int(row.last_sequence), int(row.last_txid)
+
+
+@functools.cache
+def _reserving(dialect_name: str) -> Any:
+    # Built once per dialect: every event runs it.
     table = aggregate_sequences
-    stmt = dialect.dialect_insert(conn, table).values(
-        aggregate_id=aggregate_id, last_sequence=count, last_txid=dialect.current_txid(conn)
+    count = bindparam("count", type_=Integer())
+    stmt = dialect.insert_for(dialect_name, table).values(
+        aggregate_id=bindparam("aggregate_id"),
+        last_sequence=count,
+        last_txid=dialect.txid_for(dialect_name),
     )
     newer = stmt.excluded.last_txid
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.aggregate_id],
         set_={
             "last_sequence": table.c.last_sequence + count,
             "last_txid": case((newer > table.c.last_txid, newer), else_=table.c.last_txid),
         },
     ).returning(table.c.last_sequence, table.c.last_txid)
-    row = conn.execute(stmt).one()
-    return int(row.last_sequence), int(row.last_txid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,13 @@ process. The writer takes everything pending (up to `batch_size`), sorts it by s
 batches (of two processes, or the two a writer may have in flight at once) lock conversations in
 the same order and cannot deadlock, and sends it as ONE statement on one of its own psycopg
 async connections: the statement hands every delivery's parameters to the function in
-turn, all in one transaction and one round trip. Each request is answered only after that shared
-commit, so a delivery is still durable before its 200. When the batch fails as a whole (a
-deadlock, a bad delivery, a lost connection), nothing of it is kept and every delivery in it
-goes through the general flow on its own, which retries, stores failures for the worker, and
-answers as before: one bad delivery costs its neighbours a slower path, never their delivery.
+turn, all in one transaction and one round trip. (A first contact takes a second call: the
+direct function's answer 'new-sender' sends it back as a first-contact call, in a later batch.)
+Each request is answered only after the shared commit that stored it, so a delivery is still
+durable before its 200. When the batch fails as a whole (a deadlock, a bad delivery, a lost
+connection), nothing of it is kept and every delivery in it goes through the general flow on
+its own, which retries, stores failures for the worker, and answers as before: one bad delivery
+costs its neighbours a slower path, never their delivery.
 
 In `kobliat serve` the writer is a task on the server's event loop (`serving`, entered by the
 app's lifespan): handing it a delivery costs no thread switch at all. Without it (an app whose
@@ -240,13 +242,19 @@ async def accept(
     parsed = inbox.parse(delivery, settings)
     call = ingest_fast.prepare(delivery, parsed) if writer is not None else None
     if writer is not None and call is not None:
-        try:
-            answer = await writer.submit(call)
-        except Exception:
-            answer = "fallback"  # logged by the writer; the general flow stores it
+        answer = await _written(writer, call)
+        if answer == "new-sender":  # drafted only now: most senders are known
+            answer = await _written(writer, ingest_fast.first_contact(call))
         if answer == "delivery-duplicate":
             return inbox.Receipt("duplicate", parsed.delivery_key)
         outcome = ingest_fast.receipt_outcome(answer)
         if outcome is not None:
             return inbox.Receipt("processed", parsed.delivery_key, outcome)
     return await run_in_threadpool(inbox.accept, db, delivery, settings, parsed=parsed)
+
+
+async def _written(writer: GroupCommit, call: ingest_fast.FastCall) -> Answer:
+    try:
+        return await writer.submit(call)
+    except Exception:
+        return "fallback"  # logged by the writer; the general flow stores it

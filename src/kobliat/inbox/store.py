@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -49,24 +50,29 @@ def insert(
     error: str | None = None,
 ) -> int | None:
     """Store a delivery unless its (channel, delivery_key) is stored already; its id if new."""
-    stmt = (
-        dialect.dialect_insert(conn, inbox)
-        .values(
-            channel=delivery.channel,
-            delivery_key=delivery_key,
-            body=delivery.body,
-            headers=delivery.headers,
-            received_at=delivery.received_at,
-            processed_at=processed_at,
-            attempts=1,
-            last_error=error,
-            next_attempt_at=next_attempt_at,
-        )
+    values = {
+        "channel": delivery.channel,
+        "delivery_key": delivery_key,
+        "body": delivery.body,
+        "headers": delivery.headers,
+        "received_at": delivery.received_at,
+        "processed_at": processed_at,
+        "attempts": 1,
+        "last_error": error,
+        "next_attempt_at": next_attempt_at,
+    }
+    found = conn.execute(_insert(conn.dialect.name), values).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+@functools.cache
+def _insert(dialect_name: str) -> Any:
+    # Built once per dialect: every webhook runs it.
+    return (
+        dialect.insert_for(dialect_name, inbox)
         .on_conflict_do_nothing(index_elements=[i.channel, i.delivery_key])
         .returning(i.id)
     )
-    found = conn.execute(stmt).scalar_one_or_none()
-    return None if found is None else int(found)
 
 
 def due(conn: Connection, *, now: datetime, limit: int) -> list[int]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, and_, delete, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, delete, or_, select, update
 
 from kobliat.db import dialect
 from kobliat.db.tables import messages as messages_t
@@ -40,25 +41,30 @@ def insert_if_new(conn: Connection, message: Message) -> bool:
 
     True when this call inserted the row.
     """
-    stmt = dialect.dialect_insert(conn, messages_t).values(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        sender_customer_id=message.sender_customer_id,
-        direction=message.direction,
-        channel=message.channel,
-        external_message_id=message.external_message_id,
-        content_type=message.content_type,
-        body=message.body,
-        metadata=message.metadata,
-        sent_at=message.sent_at,
-        status=message.status,
-        idempotency_key=message.idempotency_key,
-        created_at=message.created_at,
-        updated_at=message.updated_at,
-    )
+    values = {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender_customer_id": message.sender_customer_id,
+        "direction": message.direction,
+        "channel": message.channel,
+        "external_message_id": message.external_message_id,
+        "content_type": message.content_type,
+        "body": message.body,
+        "metadata": message.metadata,
+        "sent_at": message.sent_at,
+        "status": message.status,
+        "idempotency_key": message.idempotency_key,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+    return conn.execute(_insert_if_new(conn.dialect.name), values).first() is not None
+
+
+@functools.cache
+def _insert_if_new(dialect_name: str) -> Any:
+    # Built once per dialect; the values come with each execution.
     # No conflict target: either unique index may be the one hit, and both mean "stored already".
-    stmt = stmt.on_conflict_do_nothing().returning(m.id)
-    return conn.execute(stmt).first() is not None
+    return dialect.insert_for(dialect_name, messages_t).on_conflict_do_nothing().returning(m.id)
 
 
 def get(conn: Connection, message_id: UUID) -> Message | None:
@@ -71,13 +77,18 @@ def get_by_external_id(
     conn: Connection, channel: str, external_message_id: str, *, for_update: bool = False
 ) -> Message | None:
     """The message a provider knows by this id."""
-    stmt = select(messages_t).where(
-        m.channel == channel, m.external_message_id == external_message_id
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    params = {"channel": channel, "external_message_id": external_message_id}
+    row = conn.execute(_by_external_id(for_update), params).first()
     return _to_message(row) if row else None
+
+
+@functools.cache
+def _by_external_id(for_update: bool) -> Select[Any]:
+    # Built once: every inbound message and status looks its message up.
+    stmt = select(messages_t).where(
+        m.channel == bindparam("channel"), m.external_message_id == bindparam("external_message_id")
+    )
+    return stmt.with_for_update() if for_update else stmt
 
 
 def get_by_idempotency_key(conn: Connection, conversation_id: UUID, key: str) -> Message | None:
