@@ -75,6 +75,15 @@ def create_database(cluster: PostgresCluster, name: str, *, template: str | None
         conn.execute(f'CREATE DATABASE "{name}"{suffix}')
 
 
+def migrated_database(cluster: PostgresCluster, name: str) -> str:
+    """Create and migrate a database in the cluster; its URL."""
+    create_database(cluster, name)
+    engine = create_engine(cluster.url(name))
+    migrate.upgrade(engine)
+    engine.dispose()
+    return cluster.url(name)
+
+
 @pytest.fixture
 def pg_url(pg_cluster: PostgresCluster) -> str:
     """URL of a fresh, migrated PostgreSQL database for one test."""

@@ -68,7 +68,6 @@ def call(
 def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_lost(
     own_cluster: PostgresCluster, served: Served
 ) -> None:
-    cluster = own_cluster
     auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
     acknowledged: set[int] = set()
@@ -78,7 +77,7 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
     assert call(conn, "GET", "/conversations", headers=auth)[0] == 200
     sock = conn.sock
 
-    cluster.pause()
+    own_cluster.pause()
     refused = []
     for n in range(1, 11):
         status, headers, problem = call(conn, "POST", "/webhooks/whatsapp", *webhook(n))
@@ -97,7 +96,7 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
     assert (status, problem["code"], headers["retry-after"]) == (503, "database-unavailable", "5")
     assert conn.sock is sock, "the keep-alive connection was dropped during the outage"
 
-    cluster.resume()
+    own_cluster.resume()
     deadline = time.monotonic() + 60
     while refused and time.monotonic() < deadline:  # the provider retries what was refused
         status, _, _ = call(conn, "POST", "/webhooks/whatsapp", *webhook(refused[0]))
@@ -110,7 +109,7 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
     assert conn.sock is sock
     conn.close()
 
-    engine = create_engine(cluster.url("outage"))
+    engine = create_engine(own_cluster.url("outage"))
     with engine.connect() as db:
         rows = db.execute(
             select(messages.c.external_message_id, func.count()).group_by(

@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
 from structlog.testing import capture_logs
 
 from kobliat.channels.samples import whatsapp_messages as wa
-from kobliat.db import migrate
 from kobliat.db.engine import Database
 from kobliat.inbox.worker import InboxWorker
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 from tests.e2e.inbox_helpers import inbox_rows, rename_table, store_unprocessed
 from tests.e2e.webhooks import message_by_external_id, settings_for
 from tests.support.postgres import PostgresCluster
@@ -65,11 +63,7 @@ def test_a_failing_poll_is_logged_with_its_traceback_once_per_interval(db: Datab
 def test_the_worker_recovers_after_postgresql_restarts_and_logs_per_interval(
     own_cluster: PostgresCluster,
 ) -> None:
-    create_database(own_cluster, "inbox")
-    engine = create_engine(own_cluster.url("inbox"))
-    migrate.upgrade(engine)
-    engine.dispose()
-    db = Database(own_cluster.url("inbox"))
+    db = Database(migrated_database(own_cluster, "inbox"))
     with capture_logs() as entries, worker_running(db, log_every=0.5):
         own_cluster.pause()
         try:

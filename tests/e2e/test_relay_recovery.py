@@ -13,18 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from kobliat import bootstrap
 from kobliat.api import create_app
 from kobliat.bootstrap import Container
-from kobliat.db import migrate
 from kobliat.db.tables import delivery_heads
 from kobliat.events import subscriptions
 from kobliat.events.delivery import Sink
 from kobliat.events.relay import Relay
 from tests.builders import a_conversation
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 from tests.support.events import (
     a_container,
     assert_in_aggregate_order,
@@ -68,10 +67,7 @@ def _claim_loops(client: TestClient) -> list[int]:
 @pytest.fixture
 def migrated(own_cluster: PostgresCluster) -> PostgresCluster:
     """The test's own cluster with a migrated database `kobliat` (it is stopped and started)."""
-    create_database(own_cluster, "kobliat")
-    engine = create_engine(own_cluster.url("kobliat"))
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrated_database(own_cluster, "kobliat")
     return own_cluster
 
 
@@ -81,8 +77,7 @@ def migrated(own_cluster: PostgresCluster) -> PostgresCluster:
 def test_relay_delivers_everything_after_the_database_restarts(
     migrated: PostgresCluster, nats_server: NatsServer
 ) -> None:
-    own_cluster = migrated
-    container = a_container(own_cluster.url("kobliat"), nats_url=nats_server.url)
+    container = a_container(migrated.url("kobliat"), nats_url=nats_server.url)
     with running_receiver() as receiver, running_relay(container) as relay:
         client = _health_client(container, relay)
         _subscribe(container, receiver)
@@ -90,7 +85,7 @@ def test_relay_delivers_everything_after_the_database_restarts(
         before = set(expected_events(container.db))
         wait_for(lambda: receiver.accepted_ids() >= before, timeout=60, what="first events")
 
-        own_cluster.pause()
+        migrated.pause()
         try:
             wait_for(lambda: client.get("/readyz").status_code == 503, what="readyz to fail")
             refused = client.get("/readyz")
@@ -98,7 +93,7 @@ def test_relay_delivers_everything_after_the_database_restarts(
             assert refused.headers["Retry-After"] == "5"
             time.sleep(3)  # every relay loop fails a number of times meanwhile
         finally:
-            own_cluster.resume()
+            migrated.resume()
 
         wait_for(lambda: client.get("/readyz").status_code == 200, what="readyz to recover")
         for _ in range(3):

@@ -7,12 +7,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
 from structlog.testing import capture_logs
 
-from kobliat.db import migrate
 from kobliat.db.engine import Database
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 from tests.e2e.sending_helpers import open_telegram, sending_app, settled, wait_for
 from tests.e2e.webhooks import GENERIC_SECRET, TWILIO_TOKEN
 from tests.support.postgres import PostgresCluster
@@ -34,11 +32,7 @@ def fake() -> Iterator[FakeProviders]:
 def test_the_sender_logs_an_outage_once_and_sends_after_it(
     own_cluster: PostgresCluster, fake: FakeProviders
 ) -> None:
-    create_database(own_cluster, "sender")
-    engine = create_engine(own_cluster.url("sender"))
-    migrate.upgrade(engine)
-    engine.dispose()
-    db = Database(own_cluster.url("sender"))
+    db = Database(migrated_database(own_cluster, "sender"))
     with capture_logs() as entries, sending_app(db, fake) as client:
         chat = open_telegram(client, db)
         own_cluster.pause()
