@@ -50,6 +50,22 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         cluster.stop()
 
 
+@pytest.fixture
+def own_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of one test alone, with no database of kobliat's yet: the test may
+    stop and start it (`pause`, `resume`)."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def create_database(cluster: PostgresCluster, name: str, *, template: str | None = None) -> None:
     """CREATE DATABASE (optionally from a template) in the cluster."""
     with psycopg.connect(
@@ -57,6 +73,15 @@ def create_database(cluster: PostgresCluster, name: str, *, template: str | None
     ) as conn:
         suffix = f" TEMPLATE {template}" if template else ""
         conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+
+
+def migrated_database(cluster: PostgresCluster, name: str) -> str:
+    """Create and migrate a database in the cluster; its URL."""
+    create_database(cluster, name)
+    engine = create_engine(cluster.url(name))
+    migrate.upgrade(engine)
+    engine.dispose()
+    return cluster.url(name)
 
 
 @pytest.fixture

@@ -202,12 +202,15 @@ def health_routes(app: FastAPI) -> None:
     def readyz(request: Request) -> dict[str, object]:
         """The database answers and this process's relay loops run; a 503 problem when not."""
         kobliat: Container = request.app.state.kobliat
+        # Both refusals pass (the database comes back, the relay restarts its loops): a
+        # probe or a load balancer is told when to ask again, as every 503 here tells it.
+        retry = {"Retry-After": str(problems.RETRY_AFTER_SECONDS)}
         try:
             with kobliat.db.reading() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             raise problems.Problem(
-                503, "database-unavailable", f"database: {type(exc).__name__}"
+                503, "database-unavailable", f"database: {type(exc).__name__}", headers=retry
             ) from exc
         # Relay lag does not make the API unready: events wait in the outbox meanwhile.
         running = getattr(request.app.state, "relay", None)
@@ -215,7 +218,11 @@ def health_routes(app: FastAPI) -> None:
         if not relay["ready"]:
             stopped = ", ".join(relay["loops_stopped_here"])
             raise problems.Problem(
-                503, "relay-not-running", f"relay loops stopped: {stopped}", relay=relay
+                503,
+                "relay-not-running",
+                f"relay loops stopped: {stopped}",
+                headers=retry,
+                relay=relay,
             )
         nats = nats_sink.report_of(running.transports) if running is not None else None
         return {"status": "ready", "database": "ok", "relay": relay, "nats": nats}

@@ -16,9 +16,11 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import Request, Security
+from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import func, insert, select, update
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kobliat import problems
@@ -200,6 +202,7 @@ class RequireKeyFirst:
             await self.app(scope, receive, send)
             return
         status, code, detail, headers = refusal
+        _name_route(scope)
         # The body is left unread: `LimitBodies` (outside) closes the connection after this.
         await problems.send_problem(send, status, code, detail, headers=headers)
 
@@ -216,6 +219,22 @@ class RequireKeyFirst:
             problems.OUTAGES.refused(exc)
             return problems.unavailable("the database is unavailable; try again")
         return None if valid else (401, "invalid-api-key", "the API key is not valid", {})
+
+
+def _name_route(scope: Scope) -> None:
+    """Name the route a refused request was aimed at, as the router would have (a full match,
+    else one that differs only by method), so the request metrics count it under that route's
+    template. None matches: it stays `unmatched`, never the raw path (one series per id)."""
+    partial = None
+    for context in iter_route_contexts(scope["app"].router.routes):  # through included routers
+        match, _ = context.matches(scope)
+        if match is Match.FULL:
+            scope["route"] = context.original_route
+            return
+        if match is Match.PARTIAL and partial is None:
+            partial = context.original_route
+    if partial is not None:
+        scope["route"] = partial
 
 
 def _bearer_key(scope: Scope) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -42,8 +43,32 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     """Connect, migrate (unless told not to) and wire the services."""
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     if run_migrations:
-        migrate.upgrade(db.engine)
+        try:
+            migrate.upgrade(db.engine)
+        except BaseException:
+            db.dispose()
+            raise
     return Container(settings=settings, db=db, keys=KeyChecker(db, settings.configured_api_keys()))
+
+
+def build_when_reachable(settings: Settings, *, first_wait: float = 1.0) -> Container:
+    """`build`, waiting while the database is unavailable (a process started before its
+    database, or during a failover): the outage is logged once per interval with a count, as a
+    running relay logs it, and retried with a back-off of up to 5 s. Any other error is raised."""
+    from kobliat.db import dialect
+    from kobliat.events.loops import Backoff, FailureLog
+
+    failures = FailureLog(message="database unavailable at start; waiting")
+    backoff = Backoff(base=first_wait)
+    while True:
+        started = time.monotonic()
+        try:
+            return build(settings)
+        except Exception as exc:
+            if not dialect.is_unavailable(exc):
+                raise
+            failures.failed("start", exc)
+            time.sleep(backoff.next_wait(time.monotonic() - started))
 
 
 def build_relay(container: Container) -> Relay:

@@ -160,7 +160,8 @@ def relay(
 
     settings = _settings()
     logs.configure(settings.log_level, secrets=logs.secrets_of(settings), fmt=settings.log_format)
-    container = bootstrap.build(settings)
+    # A relay outlives database outages while it runs; it waits out one at its start too.
+    container = bootstrap.build_when_reachable(settings)
     relay = bootstrap.build_relay(container)
     port = port if port is not None else settings.relay_port
 

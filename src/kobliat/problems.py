@@ -31,13 +31,23 @@ RETRY_AFTER_SECONDS = 5
 
 
 class Problem(Exception):
-    """An HTTP error raised at the edge (auth, signatures, missing configuration)."""
+    """An HTTP error raised at the edge (auth, signatures, missing configuration); `extra`
+    goes into the body, `headers` onto the answer."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
@@ -189,7 +199,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(
-            exc.status, exc.code, exc.detail, instance=request.url.path, **exc.extra
+            exc.status,
+            exc.code,
+            exc.detail,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
         )
 
     @app.exception_handler(CursorError)
@@ -286,6 +301,7 @@ _EXAMPLE_CODES = {
         "direct-needs-exactly-two-participants",
         "a direct conversation has exactly 2 participants",
     ),
+    408: ("request-timeout", "the request body did not arrive within 60 s"),
     413: ("payload-too-large", "the body is larger than the limit of this endpoint"),
     415: ("unsupported-media-type", "send the body as application/json"),
     422: ("invalid-phone-number", "'12' is not a phone number with a country code"),
@@ -315,12 +331,31 @@ def _describe_problems(schema: dict[str, Any]) -> None:
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
-            if operation.get("security"):
-                responses.setdefault("401", {"description": _TITLES[401]})
-            if "requestBody" in operation:  # bytes that are not UTF-8 JSON at all
-                responses.setdefault("400", {"description": _TITLES[400]})
+            for status in _edge_statuses(operation):
+                responses.setdefault(str(status), {"description": _TITLES[status]})
             for status, response in responses.items():
                 if status[0] in "45":
                     response["content"] = {
                         MEDIA_TYPE: {"schema": _SCHEMA_REF, "example": _example(int(status))}
                     }
+                if status == "503":
+                    response.setdefault("headers", {})["Retry-After"] = _RETRY_AFTER_HEADER
+
+
+_RETRY_AFTER_HEADER = {
+    "description": "seconds to wait before trying again (sent when the database is unavailable)",
+    "schema": {"type": "integer", "example": RETRY_AFTER_SECONDS},
+}
+
+
+def _edge_statuses(operation: dict[str, Any]) -> list[int]:
+    """The problems an operation answers before or around its own code: an operation that
+    needs the API key answers 401 without one, and 503 while the database (which it reads) is
+    unavailable; one that takes a body answers 400 for bytes that are not UTF-8 JSON at all,
+    413 for a body past the size limit and 408 for one that does not arrive in time."""
+    statuses = []
+    if operation.get("security"):
+        statuses += [401, 503]
+    if "requestBody" in operation:
+        statuses += [400, 408, 413]
+    return statuses

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     send_retry_base_seconds: float = Field(default=1.0, gt=0)
     send_retry_max_seconds: float = Field(default=300.0, gt=0)
     send_concurrency: int = Field(default=32, ge=1)  # conversations sent to at once per process
+    # A failed send waits this long for an operator's `kobliat outbox retry`, then is pruned
+    # (its message keeps the `failed` status and the provider's error).
+    send_failed_retention_hours: float = Field(default=168.0, ge=0)
     # The HTTP edge (see README, "Running it in production"): request bodies are counted while
     # they stream in and refused past these sizes; slow or idle clients are cut off.
     webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from kobliat.db.engine import Database
 from kobliat.db.tables import conversation_participants, conversations
@@ -269,3 +271,36 @@ def test_openapi_and_health_need_no_key(client: TestClient) -> None:
     )
     assert client.get("/readyz").json()["database"] == "ok"
     assert "kobliat_http_requests_total" in client.get("/metrics").text
+
+
+def _requests_counted(client: TestClient, method: str, route: str, status: str) -> float:
+    """kobliat_http_requests_total for these labels, as /metrics shows it (0 when absent)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "kobliat_http_requests_total" and sample.labels == {
+                "method": method,
+                "route": route,
+                "status": status,
+            }:
+                return sample.value
+    return 0.0
+
+
+def test_requests_refused_for_their_key_are_counted_under_the_route_they_aimed_at(
+    client: TestClient,
+) -> None:
+    client.headers.pop("Authorization")
+    messages = "/conversations/{conversation_id}/messages"
+    one = _requests_counted(client, "GET", messages, "401")
+    other_method = _requests_counted(client, "PUT", messages, "401")
+    unmatched = _requests_counted(client, "GET", "unmatched", "401")
+
+    for _ in range(3):  # a new id each time: still one series
+        assert client.get(f"/conversations/{uuid4()}/messages").status_code == 401
+    assert client.put(f"/conversations/{uuid4()}/messages").status_code == 401
+    assert client.get(f"/customers/{uuid4()}/no/such/route").status_code == 401
+
+    assert _requests_counted(client, "GET", messages, "401") == one + 3
+    assert _requests_counted(client, "PUT", messages, "401") == other_method + 1
+    assert _requests_counted(client, "GET", "unmatched", "401") == unmatched + 1
+    assert "/no/such/route" not in client.get("/metrics").text

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.postgres import free_port
+from tests.support.serve import serving
 
-KOBLIAT = Path(sys.executable).parent / "kobliat"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -33,34 +28,10 @@ def chromium() -> str:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `kobliat serve` on an embedded SQLite file; yields its base URL."""
     workdir = tmp_path_factory.mktemp("docs")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
-    env.update(KOBLIAT_DATABASE_URL=f"sqlite:///{workdir / 'kobliat.db'}")
-    env.update(KOBLIAT_RELAY_ENABLED="false")
-    with (workdir / "serve.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(KOBLIAT), "serve", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (workdir / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with serving(
+        workdir, {"KOBLIAT_DATABASE_URL": f"sqlite:///{workdir / 'kobliat.db'}"}
+    ) as server:
+        yield server.base
 
 
 def _render(chromium: str, url: str, ready_selector: str) -> tuple[list[str], list[str], str]:

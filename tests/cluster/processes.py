@@ -3,25 +3,19 @@ a file, always stopped (the fixture's `stop_all`)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from tests.cluster.load import WHATSAPP_SECRET
 from tests.support.postgres import free_port
-
-KOBLIAT = Path(sys.executable).parent / "kobliat"
+from tests.support.serve import KOBLIAT, clean_environment, stop_process, wait_until_healthy
 
 
 def environment(database_url: str, **settings: str) -> dict[str, str]:
     """The environment of a kobliat process: this test's database, a WhatsApp secret, quick
     relay polls, an API key; `settings` are more KOBLIAT_ values (lower-case names)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
+    env = clean_environment()
     env.update(
         KOBLIAT_DATABASE_URL=database_url,
         KOBLIAT_WHATSAPP_APP_SECRET=WHATSAPP_SECRET,
@@ -63,20 +57,8 @@ class Kobliat:
                 args, cwd=self.log.parent, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         if self.port is not None:
-            self._wait_healthy()
+            wait_until_healthy(self.base, self.process, log=self.log)
         return self
-
-    def _wait_healthy(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.command} did not come up: {self.log.read_text()[-2000:]}")
 
     @property
     def pid(self) -> int:
@@ -99,12 +81,5 @@ class Kobliat:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL when it does not end in time."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,33 +18,18 @@ from kobliat.channels.samples import whatsapp as wa
 from kobliat.db.tables import messages
 from tests.conftest import create_database
 from tests.e2e.webhooks import API_KEY, WHATSAPP_SECRET
-from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+from tests.support.postgres import PostgresCluster
 from tests.support.serve import Served, serving
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    """A cluster of its own: this test stops and starts it."""
-    try:
-        own = start_cluster()
-    except PostgresUnavailable as exc:
-        if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
-@pytest.fixture
-def served(cluster: PostgresCluster, tmp_path: Path) -> Iterator[Served]:
-    """`kobliat serve` on the cluster (it migrates the empty database at start)."""
-    create_database(cluster, "outage")
+def served(own_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Served]:
+    """`kobliat serve` on the test's own cluster (it migrates the empty database at start)."""
+    create_database(own_cluster, "outage")
     env = {
-        "KOBLIAT_DATABASE_URL": cluster.url("outage"),
+        "KOBLIAT_DATABASE_URL": own_cluster.url("outage"),
         "KOBLIAT_API_KEYS": API_KEY,
         "KOBLIAT_WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
     }
@@ -82,7 +66,7 @@ def call(
 
 
 def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_lost(
-    cluster: PostgresCluster, served: Served
+    own_cluster: PostgresCluster, served: Served
 ) -> None:
     auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
@@ -93,7 +77,7 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
     assert call(conn, "GET", "/conversations", headers=auth)[0] == 200
     sock = conn.sock
 
-    cluster.pause()
+    own_cluster.pause()
     refused = []
     for n in range(1, 11):
         status, headers, problem = call(conn, "POST", "/webhooks/whatsapp", *webhook(n))
@@ -108,10 +92,11 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
         status, headers, problem = call(conn, method, path, body, auth)
         assert (status, problem["code"]) == (503, "database-unavailable")
         assert "retry-after" in headers
-    assert call(conn, "GET", "/readyz")[0] == 503
+    status, headers, problem = call(conn, "GET", "/readyz")
+    assert (status, problem["code"], headers["retry-after"]) == (503, "database-unavailable", "5")
     assert conn.sock is sock, "the keep-alive connection was dropped during the outage"
 
-    cluster.resume()
+    own_cluster.resume()
     deadline = time.monotonic() + 60
     while refused and time.monotonic() < deadline:  # the provider retries what was refused
         status, _, _ = call(conn, "POST", "/webhooks/whatsapp", *webhook(refused[0]))
@@ -124,7 +109,7 @@ def test_an_outage_answers_503_on_a_kept_connection_and_nothing_acknowledged_is_
     assert conn.sock is sock
     conn.close()
 
-    engine = create_engine(cluster.url("outage"))
+    engine = create_engine(own_cluster.url("outage"))
     with engine.connect() as db:
         rows = db.execute(
             select(messages.c.external_message_id, func.count()).group_by(

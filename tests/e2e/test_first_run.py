@@ -7,36 +7,19 @@ summary ends with what the server stored, read back through the REST API.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.e2e.test_simulate import wait_until_up
-from tests.support.postgres import free_port
+from tests.support.serve import KOBLIAT, clean_environment, serving
 
-KOBLIAT = Path(sys.executable).parent / "kobliat"
 SECRETS = ("WHATSAPP_APP_SECRET", "TELEGRAM_SECRET_TOKEN", "TWILIO_AUTH_TOKEN")
 
 
 def test_first_serve_writes_dev_secrets_and_simulate_shows_what_was_stored(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
-    env.update(KOBLIAT_RELAY_ENABLED="false", COLUMNS="200", NO_COLOR="1")
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        serve = subprocess.Popen(
-            [str(KOBLIAT), "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, serve)
-        started = log.read_text()
+    console = {"COLUMNS": "200", "NO_COLOR": "1"}
+    with serving(tmp_path, console) as served:
+        started = served.log.read_text()
         assert "development secrets were written to" in started
         dotenv = (tmp_path / ".env").read_text()
         for name in SECRETS:
@@ -44,16 +27,13 @@ def test_first_serve_writes_dev_secrets_and_simulate_shows_what_was_stored(tmp_p
             assert value is not None and value.group(1) not in started  # never printed
         (key,) = [line for line in started.splitlines() if line.startswith("kbl_")]
         simulated = subprocess.run(
-            [str(KOBLIAT), "simulate", "--url", base, "--duration", "2", "--rate", "30"],
+            [str(KOBLIAT), "simulate", "--url", served.base, "--duration", "2", "--rate", "30"],
             cwd=tmp_path,
-            env={**env, "KOBLIAT_API_KEY": key},
+            env={**clean_environment(), **console, "KOBLIAT_API_KEY": key},
             capture_output=True,
             text=True,
             timeout=120,
         )
-    finally:
-        serve.terminate()
-        serve.wait(timeout=20)
     output = simulated.stdout + simulated.stderr
     assert simulated.returncode == 0, output
     assert "what the server stored" in output

@@ -8,22 +8,22 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
 
-import psycopg
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from kobliat import bootstrap
 from kobliat.api import create_app
 from kobliat.bootstrap import Container
-from kobliat.db import migrate
 from kobliat.db.tables import delivery_heads
-from kobliat.events import health, subscriptions
+from kobliat.events import subscriptions
 from kobliat.events.delivery import Sink
 from kobliat.events.relay import Relay
 from tests.builders import a_conversation
+from tests.conftest import migrated_database
 from tests.support.events import (
     a_container,
     assert_in_aggregate_order,
@@ -31,9 +31,12 @@ from tests.support.events import (
     read_stream,
 )
 from tests.support.nats import NatsServer
-from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+from tests.support.postgres import PostgresCluster
+from tests.support.processes import kobliat_env, relay_process, running
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.relay import running_relay, wait_for
+
+WAITING = "database unavailable at start; waiting"
 
 
 def _subscribe(container: Container, receiver: Receiver) -> Sink:
@@ -62,36 +65,19 @@ def _claim_loops(client: TestClient) -> list[int]:
 
 
 @pytest.fixture
-def own_cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster of this test alone (it is stopped and started again)."""
-    import os
-
-    try:
-        cluster = start_cluster()
-    except PostgresUnavailable as exc:
-        if os.environ.get("KOBLIAT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    try:
-        with psycopg.connect(
-            f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute('CREATE DATABASE "kobliat"')
-        engine = create_engine(cluster.url("kobliat"))
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield cluster
-    finally:
-        cluster.stop()
+def migrated(own_cluster: PostgresCluster) -> PostgresCluster:
+    """The test's own cluster with a migrated database `kobliat` (it is stopped and started)."""
+    migrated_database(own_cluster, "kobliat")
+    return own_cluster
 
 
 @pytest.mark.postgres
 @pytest.mark.nats
 @pytest.mark.timeout(600)
 def test_relay_delivers_everything_after_the_database_restarts(
-    own_cluster: PostgresCluster, nats_server: NatsServer
+    migrated: PostgresCluster, nats_server: NatsServer
 ) -> None:
-    container = a_container(own_cluster.url("kobliat"), nats_url=nats_server.url)
+    container = a_container(migrated.url("kobliat"), nats_url=nats_server.url)
     with running_receiver() as receiver, running_relay(container) as relay:
         client = _health_client(container, relay)
         _subscribe(container, receiver)
@@ -99,13 +85,15 @@ def test_relay_delivers_everything_after_the_database_restarts(
         before = set(expected_events(container.db))
         wait_for(lambda: receiver.accepted_ids() >= before, timeout=60, what="first events")
 
-        own_cluster.pause()
+        migrated.pause()
         try:
             wait_for(lambda: client.get("/readyz").status_code == 503, what="readyz to fail")
-            assert client.get("/readyz").json()["code"] == "database-unavailable"
+            refused = client.get("/readyz")
+            assert refused.json()["code"] == "database-unavailable"
+            assert refused.headers["Retry-After"] == "5"
             time.sleep(3)  # every relay loop fails a number of times meanwhile
         finally:
-            own_cluster.resume()
+            migrated.resume()
 
         wait_for(lambda: client.get("/readyz").status_code == 200, what="readyz to recover")
         for _ in range(3):
@@ -129,14 +117,18 @@ def test_a_claim_loop_that_ends_is_reported_then_started_again(db_url: str) -> N
         sink = _subscribe(container, receiver)
         wait_for(lambda: _claim_loops(client) == [2], what="claim loops")
 
-        async def end_one_claim_loop() -> dict[str, Any]:
+        async def end_one_claim_loop() -> httpx.Response:
             task = relay._workers[sink.id][0]
             task.cancel()
             await asyncio.wait([task])
-            return health.snapshot(container.db, relay=relay)
+            # Asked from the relay's own event loop, which cannot restart the loop meanwhile.
+            return client.get("/readyz")
 
         relays_loop = relay._loops["dispatch"].get_loop()
-        report = asyncio.run_coroutine_threadsafe(end_one_claim_loop(), relays_loop).result(30)
+        answer = asyncio.run_coroutine_threadsafe(end_one_claim_loop(), relays_loop).result(30)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert answer.json()["code"] == "relay-not-running"
+        report = answer.json()["relay"]
         assert report["ready"] is False
         assert report["loops_stopped_here"] == [f"claim {sink.id} #0"]
 
@@ -213,3 +205,29 @@ def test_a_dead_relays_aggregates_are_delivered_by_another_relay_within_its_shor
             wait_for(lambda: receiver.accepted_ids() >= expected, timeout=30, what="takeover")
     assert_in_aggregate_order(d.event for d in receiver.accepted())
     container.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_a_relay_started_while_the_database_is_down_waits_then_delivers(
+    migrated: PostgresCluster, tmp_path: Path
+) -> None:
+    container = a_container(migrated.url("kobliat"))
+    with running_receiver() as receiver:
+        _subscribe(container, receiver)
+        a_conversation(container.db)
+        expected = set(expected_events(container.db))
+        container.close()
+        migrated.pause()
+        relay = relay_process(kobliat_env(migrated.url("kobliat")), tmp_path)
+        with running(relay):
+            try:
+                wait_for(lambda: WAITING in relay.log_text(), what="the relay to say it waits")
+                time.sleep(3)  # it tries again a few times meanwhile
+                assert relay.alive(), relay.log_text()
+            finally:
+                migrated.resume()
+            wait_for(lambda: receiver.accepted_ids() >= expected, timeout=60, what="webhooks")
+            log = relay.log_text()
+    assert log.count(WAITING) == 1, log  # once per 30 s, not once per attempt
+    assert "Traceback" not in log

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,49 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.postgres import free_port
-
-KOBLIAT = Path(sys.executable).parent / "kobliat"
+from tests.support.serve import serving
 
 
 @pytest.fixture
 def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """A `kobliat serve` process on a fresh database; yields (base URL, printed key, its log)."""
-    port = free_port()
-    env = {**os.environ, "KOBLIAT_DATABASE_URL": db_url, "KOBLIAT_RELAY_ENABLED": "false"}
-    env.pop("KOBLIAT_API_KEYS", None)
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(KOBLIAT), "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(base, proc)
-        keys = [line for line in log.read_text().splitlines() if line.startswith("kbl_")]
-        assert len(keys) == 1, log.read_text()
-        yield base, keys[0], log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-def _wait_until_up(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120  # on PostgreSQL serve starts several worker processes
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("serve did not come up")
+    """A `kobliat serve` process (as many workers as it chooses) on a fresh database, with no
+    key configured; yields (base URL, the key it printed, its log)."""
+    with serving(tmp_path, {"KOBLIAT_DATABASE_URL": db_url}, workers=None) as server:
+        keys = [line for line in server.log.read_text().splitlines() if line.startswith("kbl_")]
+        assert len(keys) == 1, server.log.read_text()
+        yield server.base, keys[0], server.log
 
 
 def test_serve_prints_a_key_that_works_and_the_readme_flow_runs(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,8 +27,8 @@ from tests.e2e.webhooks import (
     container_for,
 )
 from tests.support.postgres import free_port
+from tests.support.serve import KOBLIAT, clean_environment, serving
 
-KOBLIAT = Path(sys.executable).parent / "kobliat"
 SECRETS = {
     "KOBLIAT_WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
     "KOBLIAT_TELEGRAM_SECRET_TOKEN": TELEGRAM_SECRET,
@@ -103,50 +101,22 @@ def test_serve_then_simulate_as_processes_then_conversations_are_listed(
     (tmp_path / ".env").write_text(
         "\n".join(f"{name}={value}" for name, value in SECRETS.items()) + "\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
-    env.update(KOBLIAT_DATABASE_URL=db_url, KOBLIAT_RELAY_ENABLED="false", KOBLIAT_WORKERS="1")
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        serve = subprocess.Popen(
-            [str(KOBLIAT), "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, serve)
+    env = {"KOBLIAT_DATABASE_URL": db_url}
+    with serving(tmp_path, env) as served:
         simulated = subprocess.run(
-            [str(KOBLIAT), "simulate", "--url", base, "--duration", "2", "--rate", "30"],
+            [str(KOBLIAT), "simulate", "--url", served.base, "--duration", "2", "--rate", "30"],
             cwd=tmp_path,
-            env=env,
+            env={**clean_environment(), **env},
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert simulated.returncode == 0, simulated.stdout + simulated.stderr
-        (key,) = [line for line in log.read_text().splitlines() if line.startswith("kbl_")]
+        (key,) = [line for line in served.log.read_text().splitlines() if line.startswith("kbl_")]
         page = httpx.get(
-            f"{base}/conversations?limit=500",
+            f"{served.base}/conversations?limit=500",
             headers={"Authorization": f"Bearer {key}"},
             timeout=10,
         ).json()
-    finally:
-        serve.terminate()
-        serve.wait(timeout=20)
     assert len(page["data"]) > 0
     assert {c["channel"] for c in page["data"]} >= {"whatsapp", "telegram", "sms", "generic"}
-
-
-def wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"serve exited with {proc.returncode}"
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("serve did not come up")

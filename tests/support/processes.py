@@ -7,14 +7,10 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from tests.e2e.webhooks import (
     API_KEY,
@@ -26,14 +22,19 @@ from tests.e2e.webhooks import (
     WHATSAPP_VERIFY_TOKEN,
 )
 from tests.support.postgres import free_port
-
-KOBLIAT = Path(sys.executable).parent / "kobliat"
+from tests.support.serve import (
+    KOBLIAT,
+    START_TIMEOUT,
+    clean_environment,
+    stop_process,
+    wait_until_healthy,
+)
 
 
 def kobliat_env(db_url: str, *, nats_url: str | None = None, **settings: Any) -> dict[str, str]:
     """The environment of a kobliat process: this database (and NATS), every channel secret,
     the test API key, quick relay polls and retries; `settings` are more KOBLIAT_ values."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
+    env = clean_environment()
     values: dict[str, Any] = {
         "database_url": db_url,
         "api_keys": API_KEY,
@@ -87,7 +88,7 @@ class KobliatProcess:
         """True while the process runs."""
         return self._process is not None and self._process.poll() is None
 
-    def start(self, *, timeout: float = 60.0) -> None:
+    def start(self, *, timeout: float = START_TIMEOUT) -> None:
         """Start the process (a server: wait until /healthz answers 200)."""
         assert not self.alive(), f"{self.name} is already running"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -104,20 +105,7 @@ class KobliatProcess:
             )
         self.starts += 1
         if self.port is not None:
-            self._wait_until_up(timeout)
-
-    def _wait_until_up(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited: {self.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} did not come up within {timeout} s")
+            wait_until_healthy(self.base_url, self._process, log=self.log, timeout=timeout)
 
     def kill(self) -> None:
         """SIGKILL (`kill -9`) to the process and its children: no shutdown code runs."""
@@ -131,12 +119,7 @@ class KobliatProcess:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process, timeout=20)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # a child left behind
 

@@ -1,4 +1,5 @@
-"""Run a real relay (or the whole app under uvicorn) in a background thread for a test."""
+"""Run a real relay, another long-running loop (the inbox worker) or the whole app under uvicorn
+in a background thread for a test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -17,21 +19,36 @@ from kobliat.events.relay import Relay
 from tests.support.postgres import free_port
 
 
+class Runs(Protocol):
+    """A long-running loop: `run()` until `stop()` (the relay, the inbox worker)."""
+
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def in_a_thread(runner: Runs, *, what: str) -> Iterator[None]:
+    """Run `runner.run()` in a thread and event loop of its own for the duration of the block;
+    then stop it and wait (at most 30 s) for it to end."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(runner.run(),), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(runner.stop)
+        thread.join(timeout=30)
+        if thread.is_alive():
+            raise AssertionError(f"{what} did not stop within 30 s of stop()")
+        loop.close()
+
+
 @contextmanager
 def running_relay(container: Container) -> Iterator[Relay]:
     """A relay built from the container's settings, in its own thread and event loop."""
     relay = bootstrap.build_relay(container)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(relay.run(),), daemon=True)
-    thread.start()
-    try:
+    with in_a_thread(relay, what="the relay"):
         yield relay
-    finally:
-        loop.call_soon_threadsafe(relay.stop)
-        thread.join(timeout=30)
-        if thread.is_alive():
-            raise AssertionError("the relay did not stop within 30 s of stop()")
-        loop.close()
 
 
 @contextmanager

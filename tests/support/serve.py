@@ -1,4 +1,6 @@
-"""`kobliat serve` as a real process for tests that need the real server (uvicorn, limits)."""
+"""`kobliat` as a real process: the one place that starts `kobliat serve` and waits until it
+answers, for tests that need the real server (uvicorn, its limits, its logs, several workers).
+`tests.support.processes` (restartable processes) and `tests.cluster.processes` wait with it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import httpx
 from tests.support.postgres import free_port
 
 KOBLIAT = Path(sys.executable).parent / "kobliat"
+# A bound, not a speed target: on PostgreSQL serve migrates, then starts several workers.
+START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -35,38 +39,67 @@ class Served:
         raise AssertionError("no VmHWM in /proc status")
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any KOBLIAT_ setting (a developer's .env or shell
+    never leaks into a test's server)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
+
+
 @contextmanager
-def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[Served]:
-    """Start `kobliat serve` with `env` added to a clean KOBLIAT_ environment; stop it after."""
+def serving(workdir: Path, env: dict[str, str], *, workers: int | None = 1) -> Iterator[Served]:
+    """Start `kobliat serve` in `workdir` with `env` added to a clean environment, no relay and
+    `workers` processes (None: serve's own default); wait until it answers; stop it after.
+    Its output goes to `serve-<port>.log` in `workdir`."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("KOBLIAT_")}
-    log = tmp_path / f"serve-{port}.log"
+    settings = {"KOBLIAT_RELAY_ENABLED": "false"}
+    if workers is not None:  # one process: `pid` is then the serving process
+        settings["KOBLIAT_WORKERS"] = str(workers)
+    log = workdir / f"serve-{port}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(KOBLIAT), "serve", "--port", str(port)],
-            cwd=tmp_path,
-            # One process unless the test asks for more: `pid` is then the serving process.
-            env={**clean, "KOBLIAT_RELAY_ENABLED": "false", "KOBLIAT_WORKERS": "1", **env},
+            cwd=workdir,
+            env={**clean_environment(), **settings, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, proc, log)
+        wait_until_healthy(base, proc, log=log)
         yield Served(base=base, port=port, pid=proc.pid, log=log)
     finally:
-        proc.terminate()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 60.0) -> None:
+    """SIGTERM, then SIGKILL when the process has not ended within `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
         proc.wait(timeout=30)
 
 
-def _wait_until_up(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
+def wait_until_healthy(
+    base: str, proc: subprocess.Popen[bytes], *, log: Path, timeout: float = START_TIMEOUT
+) -> None:
+    """Wait until `{base}/healthz` answers 200; fail with the end of the log when the process
+    exits first or the deadline passes."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
+            raise AssertionError(f"{proc.args} exited with {proc.returncode}:\n{_tail(log)}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("serve did not come up")
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{proc.args} did not answer within {timeout:g} s:\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else ""

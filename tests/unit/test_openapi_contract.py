@@ -103,3 +103,32 @@ def test_output_fields_with_a_fixed_set_of_values_are_enums() -> None:
         ("MessageOut", "content_type"),
     ]:
         assert "enum" in components[name]["properties"][field], (name, field)
+
+
+def test_operations_document_the_problems_the_edge_answers() -> None:
+    """Every operation behind the API key lists 503 (the database it reads may be unavailable)
+    with its Retry-After header; every one that takes a body lists 408 and 413 (the body
+    limits); each of them as a problem+json with an example of its own code."""
+    schema = _schema()
+    missing = []
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            wanted = []
+            if operation.get("security"):
+                wanted += ["401", "503"]
+            if "requestBody" in operation:
+                wanted += ["400", "408", "413"]
+            responses = operation["responses"]
+            missing += [f"{method} {path} {s}" for s in wanted if s not in responses]
+            for status in ("408", "413", "503"):
+                if status not in responses:
+                    continue
+                example = responses[status]["content"]["application/problem+json"]["example"]
+                if example["status"] != int(status) or example["code"] == "internal-error":
+                    missing.append(f"{method} {path} {status} example")
+                if status == "503" and "Retry-After" not in responses[status].get("headers", {}):
+                    missing.append(f"{method} {path} 503 Retry-After")
+    assert missing == []
+    customers = schema["paths"]["/customers"]
+    assert {"408", "413", "503"} <= customers["post"]["responses"].keys()
+    assert "503" in customers["get"]["responses"] and "413" not in customers["get"]["responses"]

@@ -60,11 +60,14 @@ class HeldLeases:
 
 @dataclass
 class FailureLog:
-    """Logs the relay's failures at most once per `interval`, counting the repeats in between,
-    so an outage costs a few lines instead of thousands. Database errors of every loop share one
-    entry (an outage is one cause) and carry no traceback; anything else is logged with one."""
+    """Logs a long-running loop's failures at most once per `interval`, counting the repeats in
+    between, so an outage costs a few lines instead of thousands. Database errors of every loop
+    share one entry (an outage is one cause) and carry no traceback; anything else is logged
+    with one. The relay's loops share one; the inbox worker, the sender and a process waiting
+    for its database at start each have their own (`message` says whose)."""
 
     interval: float = 30.0
+    message: str = "relay loop failed; retrying"
     _last: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def failed(self, what: str, exc: BaseException) -> None:
@@ -78,7 +81,7 @@ class FailureLog:
             return
         self._last[key] = (now, 0)
         log.warning(
-            "relay loop failed; retrying",
+            self.message,
             loop=what,
             error=dialect.describe_unavailable(exc) if unavailable else summary(exc),
             repeats_since_last_log=repeats,

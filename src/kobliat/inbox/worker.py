@@ -17,6 +17,7 @@ import structlog
 from kobliat import metrics
 from kobliat.aio import wait_event
 from kobliat.db.engine import Database
+from kobliat.events.loops import FailureLog
 from kobliat.inbox import service
 from kobliat.settings import Settings
 
@@ -28,12 +29,20 @@ PRUNE_EVERY_SECONDS = 3600.0
 class InboxWorker:
     """Polls the inbox for due deliveries until stopped."""
 
-    def __init__(self, db: Database, settings: Settings, *, interval: float = POLL_SECONDS):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        interval: float = POLL_SECONDS,
+        log_failures_every: float = 30.0,
+    ):
         self._db = db
         self._settings = settings
         self._interval = interval
         self._stop = asyncio.Event()
         self._pruned_at: float | None = None
+        self._failures = FailureLog(log_failures_every, "inbox worker failed; retrying")
 
     def run_once(self) -> int:
         """Process every due delivery now (in batches); returns how many succeeded.
@@ -56,14 +65,15 @@ class InboxWorker:
         return total
 
     async def run(self) -> None:
-        """Run until `stop()`; an iteration that fails is logged and the loop goes on."""
+        """Run until `stop()`; an iteration that fails is logged (once per interval, with how
+        many failed since) and the loop goes on."""
         while not self._stop.is_set():
             try:
                 processed = await asyncio.to_thread(self.run_once)
                 if processed:
                     log.info("inbox deliveries processed", count=processed)
-            except Exception:
-                log.exception("inbox worker iteration failed")
+            except Exception as exc:  # an outage fails every poll: say so once per interval
+                self._failures.failed("inbox", exc)
             await wait_event(self._stop, self._interval)
 
     def stop(self) -> None:

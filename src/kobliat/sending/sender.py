@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -25,6 +26,7 @@ from kobliat import logs, metrics
 from kobliat.aio import wait_event
 from kobliat.db.engine import Database
 from kobliat.db.uow import UnitOfWork
+from kobliat.events.loops import FailureLog
 from kobliat.sending import service
 from kobliat.sending.clients import Client
 from kobliat.sending.model import Job, Outcome
@@ -34,6 +36,7 @@ from kobliat.settings import Settings
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 HOUSEKEEPING_SECONDS = 5.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Sender:
@@ -55,6 +58,9 @@ class Sender:
             max_attempts=settings.send_max_attempts,
         )
         self._resend_safe = frozenset(p for p, c in clients.items() if c.resend_safe)
+        self._failed_retention = timedelta(hours=settings.send_failed_retention_hours)
+        self._pruned_at: float | None = None
+        self._failures = FailureLog(message="sender loop failed; retrying")
         self._pacer = Pacer()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -87,8 +93,8 @@ class Sender:
             claimed = 0
             try:
                 claimed = await self._claim(http)
-            except Exception:
-                log.exception("send claim failed; retrying")
+            except Exception as exc:  # an outage fails every poll: say so once per interval
+                self._failures.failed("claim", exc)
             if claimed == 0:
                 await wait_event(self._wake, self._poll)
                 self._wake.clear()
@@ -203,8 +209,10 @@ class Sender:
             )
 
     async def _housekeeping(self) -> None:
-        """Settle sends whose sender died, and report the backlog."""
+        """Settle sends whose sender died, report the backlog and, hourly, prune failed sends
+        past their retention."""
         while True:
+            await self._prune()
             settled = await self._write(
                 functools.partial(service.recover_expired, limit=100, resend_safe=self._resend_safe)
             )
@@ -222,6 +230,17 @@ class Sender:
             self._pacer.forget_idle()
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
+    async def _prune(self) -> None:
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        total, prune = 0, functools.partial(service.prune_failed, older_than=self._failed_retention)
+        while (count := await self._write(prune)) > 0:
+            total += count
+        self._pruned_at = now
+        if total:
+            log.info("failed sends pruned", rows=total)
+
     def _has_due(self) -> bool:
         # Read first: an idle sender then costs no write transaction (SQLite's lock is shared).
         with self.db.reading() as conn:
@@ -237,8 +256,8 @@ class Sender:
                 await loop()  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("sender housekeeping failed; retrying")
+            except Exception as exc:
+                self._failures.failed("housekeeping", exc)
                 await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _write(self, work: Callable[[UnitOfWork], T]) -> T:

@@ -191,6 +191,13 @@ def retry(uow: UnitOfWork, *, message_ids: list[UUID]) -> list[UUID]:
     return store.requeue(uow.connection, message_ids=message_ids, at=store.now(uow.connection))
 
 
+def prune_failed(uow: UnitOfWork, *, older_than: timedelta, limit: int = 5000) -> int:
+    """Forget up to `limit` failed sends that failed longer than `older_than` ago (their
+    messages keep the failure); how many went. Queued and in-flight sends are never touched."""
+    before = store.now(uow.connection) - older_than
+    return store.prune_failed(uow.connection, before=before, limit=limit)
+
+
 def backlog(conn: Connection) -> dict[str, int]:
     """Sends queued, in flight and failed."""
     return store.counts(conn)

@@ -160,6 +160,17 @@ def release(conn: Connection, ids: Sequence[int], *, owner: str) -> int:
     return int(result.rowcount)
 
 
+def prune_failed(conn: Connection, *, before: datetime, limit: int = 5000) -> int:
+    """Delete up to `limit` failed rows last changed before `before`; how many went."""
+    doomed = (
+        select(q.id)
+        .where(q.state == "failed", q.updated_at < before)
+        .order_by(q.updated_at, q.id)
+        .limit(limit)
+    )
+    return int(conn.execute(delete(queue_t).where(q.id.in_(doomed))).rowcount)
+
+
 def failed(conn: Connection, *, limit: int) -> list[Row[Any]]:
     """Failed rows, most recent first, with what an operator needs to see."""
     stmt = (
