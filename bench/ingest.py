@@ -38,16 +38,14 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingestbench.ceiling import run_ceiling
-from ingestbench.common import Overtime
+from ingestbench.common import begin
 from ingestbench.inprocess import count_statements, profile_in_process
-from ingestbench.machine import describe, wait_quiet
 from ingestbench.served import http_run, pg_counter, pg_sessions, print_http, sqlite_counter
 from ingestbench.spy import summarise_py_spy
 from tests.support.postgres import PostgresCluster, start_cluster
@@ -100,16 +98,9 @@ def main() -> None:
     args = arguments()
     skip = args.skipped
 
-    def overtime(*_: Any) -> None:
-        raise Overtime(f"bench ran past --max-seconds={args.max_seconds}")
-
-    signal.signal(signal.SIGALRM, overtime)
-    print(describe())
-    print(wait_quiet(args.wait_quiet), flush=True)
-    signal.alarm(args.max_seconds)  # the bench itself, not the wait for a quiet machine
+    begin(args.max_seconds, args.wait_quiet)
     workdir = Path(tempfile.mkdtemp(prefix="kobliat-bench-"))
     cluster = start_cluster()
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     try:
         admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

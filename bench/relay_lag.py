@@ -43,15 +43,13 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingestbench.common import Overtime
+from ingestbench.common import begin
 from ingestbench.load import Traffic, drive, serving
 from ingestbench.machine import (
     Others,
-    describe,
     postgres_cpu,
     serve_roles,
     tree_cpu,
-    wait_quiet,
 )
 from ingestbench.natswatch import Sample, Sampler, Watcher, slope
 from tests.support.nats import NatsServer
@@ -96,14 +94,7 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
 
-    def overtime(*_: Any) -> None:
-        raise Overtime(f"bench ran past --max-seconds={args.max_seconds}")
-
-    signal.signal(signal.SIGALRM, overtime)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
-    print(describe())
-    print(wait_quiet(args.wait_quiet))
-    signal.alarm(args.max_seconds)
+    begin(args.max_seconds, args.wait_quiet)
     workdir = Path(tempfile.mkdtemp(prefix="kobliat-relay-lag-"))
     cluster = start_cluster()
     broker = NatsServer(workdir / "nats")

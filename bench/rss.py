@@ -28,15 +28,14 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingestbench.common import Overtime
+from ingestbench.common import begin
 from ingestbench.load import LoadResult, Traffic, drive, serving
-from ingestbench.machine import describe, process_tree, rss_mib, serve_roles, wait_quiet
+from ingestbench.machine import process_tree, rss_mib, serve_roles
 from tests.support.nats import NatsServer
 from tests.support.postgres import start_cluster
 
@@ -66,14 +65,7 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
 
-    def overtime(*_: Any) -> None:
-        raise Overtime(f"bench ran past --max-seconds={args.max_seconds}")
-
-    signal.signal(signal.SIGALRM, overtime)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
-    print(describe())
-    print(wait_quiet(args.wait_quiet))
-    signal.alarm(args.max_seconds)
+    begin(args.max_seconds, args.wait_quiet)
     workdir = Path(tempfile.mkdtemp(prefix="kobliat-rss-"))
     try:
         with ExitStack() as stack:
