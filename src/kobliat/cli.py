@@ -66,6 +66,11 @@ def serve(
         uvicorn.run(app, **options)
         return
     container.close()
+    # The workers share one listening socket, and the event loop's library (libuv) accepts
+    # every pending connection at once: the first worker to wake took all 32 keep-alive
+    # connections of a benchmark's burst and then did all of its work. One accept per turn, a
+    # libuv setting read from the environment, spreads new connections over the workers.
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     # uvicorn kills a worker that does not answer its health check in time; a worker still
     # importing on a busy machine does not answer, so the default 5 s kills healthy workers.
     uvicorn.run(
