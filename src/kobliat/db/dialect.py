@@ -170,13 +170,9 @@ def feed_horizon(conn: Connection) -> int | None:
     return int(value.scalar_one())
 
 
-def current_txid(conn: Connection) -> ColumnElement[int]:
-    """SQL for the writing transaction's id (PostgreSQL), or 0 where writers are serialised."""
-    return txid_for(conn.dialect.name)
-
-
 def txid_for(dialect_name: str) -> ColumnElement[int]:
-    """`current_txid` of a dialect, by name (for statements built once)."""
+    """SQL for the writing transaction's id (PostgreSQL), or 0 where writers are serialised;
+    by dialect name, for statements built once."""
     if dialect_name != "postgresql":
         return literal(0, BigInteger)
     return literal_column("pg_current_xact_id()::text::bigint", BigInteger)
